@@ -1,0 +1,62 @@
+"""The `ivr` command: serve, check, render, call, report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ivr.config import Settings
+
+
+@click.group()
+def main() -> None:
+    """owso-ivr: the One Window Service Office phone line."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--debug/--no-debug", default=False)
+def serve(host: str, port: int, debug: bool) -> None:
+    """Run the line on a development server (production: gunicorn 'ivr:create_app()')."""
+    from ivr.app import create_app
+
+    settings = Settings.from_env(development=True)
+    if settings.auth_token is None:
+        click.echo("TWILIO_AUTH_TOKEN is not set: using the development token, which only "
+                   "the local simulator knows.", err=True)
+    app = create_app(settings)
+    click.echo(f"The line answers at http://{host}:{port}/voice "
+               f"(catalogue {settings.catalog}, database {settings.database})")
+    app.run(host=host, port=port, debug=debug)
+
+
+@main.command()
+@click.option("--strict", is_flag=True,
+              help="Also fail on placeholders, placeholder audio and orphan files.")
+def check(strict: bool) -> None:
+    """Check the catalogue, the prompts and the audio; non-zero exit when incomplete."""
+    from ivr.check import check as run_check
+
+    settings = Settings.from_env()
+    report = run_check(settings.catalog, settings.prompts, settings.audio_dir)
+    click.echo("\n".join(report.lines))
+    failed = report.failed(strict)
+    click.echo(f"\n{'FAILED' if failed else 'OK'}: {len(report.errors)} errors, "
+               f"{len(report.warnings)} warnings{' (strict)' if strict else ''}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def render(ctx: click.Context) -> None:
+    """Render the prompts' audio (the same as python scripts/render_prompts.py)."""
+    from ivr.render import main as render_main
+
+    sys.exit(render_main(ctx.args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The call flow as plain functions: (where the caller is, what they pressed) -> TwiML.
+
+The caller's position lives in the URL (language, node, page, attempt), never in process
+memory, so any gunicorn worker can serve any step of any call. Keypad conventions, the
+same on every menu: 1-8 choose, 9 next page, 0 repeat, * back one step, # main menu.
+Every menu is a <Gather numDigits=1> with its prompts nested inside (the caller can press
+a key at any time), followed by a <Redirect> that handles silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from ivr.audio import AudioLibrary
+from ivr.catalog import Catalog, FeeChoice, Service
+from ivr.prompts import PAGE_SIZE, PromptBook, fee_key, fee_node, pages
+
+log = logging.getLogger(__name__)
+
+MAX_REPROMPTS = 2  # after two re-prompts (silence or wrong keys) the line says goodbye
+GATHER_TIMEOUT = 6  # seconds of silence before a menu counts as "no input"
+WELCOME_TIMEOUT = 3  # the greeting waits less: no key simply means Khmer
+FALLBACK_SAY_LANGUAGE = "en-US"  # <Say> has no Khmer voice (PITFALLS.md)
+MAIN = "main"
+WELCOME = "welcome"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a caller is: carried in every action URL."""
+
+    lang: str
+    node: str
+    page: int = 1
+    attempt: int = 0  # re-prompts so far on this menu
+
+
+class Urls(Protocol):
+    """How the flow names the URLs Twilio should request next (the views provide it)."""
+
+    def step(self, pos: Position, noinput: bool = False) -> str: ...
+
+    def audio(self, file: str) -> str: ...
+
+
+@dataclass
+class Outcome:
+    """The TwiML for one step and what happened, for the call funnel in `events`."""
+
+    response: VoiceResponse
+    event: str
+    node: str
+
+
+@dataclass
+class Menu:
+    prompts: list[str]
+    choices: dict[str, Position] = field(default_factory=dict)
+    back: Position | None = None
+    more: Position | None = None  # key 9, when a list has another page
+    timeout: int = GATHER_TIMEOUT
+
+
+class CallFlow:
+    """All menus of the line, generated from the catalogue and the prompt book."""
+
+    def __init__(self, catalog: Catalog, book: PromptBook, audio: AudioLibrary, urls: Urls):
+        self.catalog = catalog
+        self.book = book
+        self.audio = audio
+        self.urls = urls
+        # Main-menu branches: (prompt key, digit, node). Other features add theirs here.
+        self.main_items: list[tuple[str, str, str]] = [("menu.main.services", "1", "categories")]
+        self.menus: dict[str, Callable[[Position, str], Menu | None]] = {
+            WELCOME: lambda pos, rest: self._welcome_menu(),
+            MAIN: lambda pos, rest: self._main_menu(pos),
+            "categories": lambda pos, rest: self._categories_menu(pos),
+            "category": self._category_menu,
+            "service": self._service_menu,
+        }
+
+    # --- answering a request -----------------------------------------------------------
+
+    def answer(self, pos: Position, digits: str | None, noinput: bool = False) -> Outcome:
+        """The response to one webhook request at `pos` with the keys `digits`."""
+        if pos.lang not in self.catalog.languages:
+            pos = replace(pos, lang=self.catalog.languages[0])
+        menu = self.menu(pos)
+        if menu is None:
+            log.info("unknown position %r: back to the main menu", pos.node)
+            main = Position(pos.lang, MAIN)
+            return Outcome(self.present(main, before=["error.invalid"]), "unknown", pos.node)
+        if pos.node == WELCOME and noinput:
+            return Outcome(self.present(Position(pos.lang, MAIN)), "default-language", pos.node)
+        if noinput:
+            return self._retry(pos, "error.noinput", "noinput")
+        if not digits:
+            return Outcome(self.present(pos), "present", pos.node)
+        target, event = self._route(pos, menu, digits)
+        if target is None:
+            return self._retry(pos, "error.invalid", "invalid")
+        return Outcome(self.present(target), event, pos.node)
+
+    def _route(self, pos: Position, menu: Menu, digits: str) -> tuple[Position | None, str]:
+        if digits == "0":
+            return replace(pos, attempt=0), "repeat"
+        if digits == "*":
+            return (menu.back or replace(pos, attempt=0)), "back"
+        if digits == "#":
+            return Position(pos.lang, MAIN), "main"
+        if digits == "9" and menu.more is not None:
+            return menu.more, "more"
+        if digits in menu.choices:
+            return menu.choices[digits], "choice"
+        return None, "invalid"
+
+    def _retry(self, pos: Position, prompt: str, event: str) -> Outcome:
+        if pos.attempt >= MAX_REPROMPTS:
+            return Outcome(self.goodbye(pos.lang), f"{event}-goodbye", pos.node)
+        again = replace(pos, attempt=pos.attempt + 1)
+        return Outcome(self.present(again, before=[prompt]), event, pos.node)
+
+    # --- building TwiML --------------------------------------------------------------------
+
+    def present(self, pos: Position, before: Sequence[str] = ()) -> VoiceResponse:
+        """A menu: its prompts inside a one-key Gather, then a Redirect for silence."""
+        menu = self.menu(pos)
+        if menu is None:  # a target that vanished (catalogue reloaded): the main menu
+            pos, menu = Position(pos.lang, MAIN), self._main_menu(Position(pos.lang, MAIN))
+        response = VoiceResponse()
+        gather = Gather(num_digits=1, action=self.urls.step(pos), method="POST",
+                        timeout=menu.timeout)
+        for entry in [*before, *menu.prompts]:
+            key, _, lang = entry.partition("@")  # "key@en": this prompt in another language
+            self.play(gather, key, lang if lang in self.catalog.languages else pos.lang)
+        response.append(gather)
+        response.redirect(self.urls.step(pos, noinput=True), method="POST")
+        return response
+
+    def play(self, verb: VoiceResponse | Gather, key: str, lang: str) -> None:
+        """Play the rendered audio of a prompt, or say its English text when there is none."""
+        text = self.book.text(key, lang)
+        entry = self.audio.find(key, lang, text)
+        if entry is not None:
+            verb.play(self.urls.audio(entry.file))
+            return
+        english = self.book.text(key, "en") if self.book.has(key, "en") else text
+        verb.say(english, language=FALLBACK_SAY_LANGUAGE)
+
+    def goodbye(self, lang: str) -> VoiceResponse:
+        response = VoiceResponse()
+        self.play(response, "goodbye", lang)
+        response.hangup()
+        return response
+
+    def apology(self, lang: str, node: str) -> VoiceResponse:
+        """After a fault: say sorry and go to the main menu (or hang up if that failed)."""
+        response = VoiceResponse()
+        try:
+            self.play(response, "error.apology", lang)
+        except Exception:  # the apology must not fail itself
+            response.say("Sorry, something went wrong.", language=FALLBACK_SAY_LANGUAGE)
+        if node in (MAIN, WELCOME):
+            response.hangup()
+        else:
+            response.redirect(self.urls.step(Position(lang, MAIN)), method="POST")
+        return response
+
+    # --- the menus -------------------------------------------------------------------------
+
+    def menu(self, pos: Position) -> Menu | None:
+        head, _, rest = pos.node.partition("/")
+        build = self.menus.get(head)
+        if build is None or (rest and head in (WELCOME, MAIN, "categories")):
+            return None
+        return build(pos, rest)
+
+    def _welcome_menu(self) -> Menu:
+        prompts = ["greeting", "language.offer@en"]
+        choices = {"1": Position("km", MAIN)}
+        if "en" in self.catalog.languages:
+            choices["2"] = Position("en", MAIN)
+        return Menu(prompts, choices, timeout=WELCOME_TIMEOUT)
+
+    def _main_menu(self, pos: Position) -> Menu:
+        prompts = ["menu.main.intro", *(key for key, _, _ in self.main_items), "menu.repeat"]
+        choices = {digit: Position(pos.lang, node) for _, digit, node in self.main_items}
+        return Menu(prompts, choices)
+
+    def _paged(self, pos: Position, intro: str, items: Sequence[tuple[str, str]],
+               back: Position | None) -> Menu | None:
+        """A list menu: intro, one choice prompt per item on this page, 'more', hints."""
+        all_pages = pages(items)
+        if not 1 <= pos.page <= len(all_pages):
+            return None
+        page = all_pages[pos.page - 1]
+        prompts = [intro, *(key for key, _ in page)]
+        more = None
+        if pos.page < len(all_pages):
+            prompts.append("menu.more")
+            more = replace(pos, page=pos.page + 1, attempt=0)
+        prompts.append("nav.hint")
+        choices = {str(i): Position(pos.lang, node) for i, (_, node) in enumerate(page, start=1)}
+        if pos.page > 1:
+            back = replace(pos, page=pos.page - 1, attempt=0)
+        return Menu(prompts, choices, back=back, more=more)
+
+    def _categories_menu(self, pos: Position) -> Menu | None:
+        items = [(f"category.{c.id}.choice", f"category/{c.id}") for c in self.catalog.categories]
+        return self._paged(pos, "menu.categories.intro", items, Position(pos.lang, MAIN))
+
+    def _category_menu(self, pos: Position, category_id: str) -> Menu | None:
+        category = self.catalog.category(category_id)
+        if category is None:
+            return None
+        items = [(f"service.{s.id}.choice", f"service/{s.id}") for s in category.services]
+        index = self.catalog.categories.index(category)
+        back = Position(pos.lang, "categories", page=index // PAGE_SIZE + 1)
+        return self._paged(pos, f"category.{category.id}.intro", items, back)
+
+    def _service_menu(self, pos: Position, rest: str) -> Menu | None:
+        service_id, _, fee_path = rest.partition("/fee/")
+        if rest.endswith("/fee"):
+            return None
+        service = self.catalog.service(service_id)
+        if service is None:
+            return None
+        category = self.catalog.category(service.category)
+        assert category is not None
+        index = category.services.index(service)
+        up = Position(pos.lang, f"category/{category.id}", page=index // PAGE_SIZE + 1)
+        if not fee_path:
+            prompts = [f"service.{service.id}.info"]
+            if isinstance(service.fee, FeeChoice):
+                return self._fee_menu(pos, service, "", prompts, up)
+            return Menu([*prompts, "service.again", "nav.hint"], {"1": replace(pos, attempt=0)},
+                        back=up)
+        parent = fee_path.rpartition(".")[0]
+        back = replace(pos, node=self.fee_node_name(service, parent), attempt=0)
+        return self._fee_menu(pos, service, fee_path, [], back)
+
+    def _fee_menu(self, pos: Position, service: Service, path: str, prompts: list[str],
+                  back: Position) -> Menu | None:
+        """One question of a fee table, or the fee it leads to."""
+        found = fee_node(service.fee, path)
+        if found is None:
+            return None
+        _, node = found
+        prompts = [*prompts, fee_key(service, path)]
+        if isinstance(node, FeeChoice):
+            choices = {
+                str(i): Position(pos.lang, self.fee_node_name(service, f"{path}.{i}" if path
+                                                              else str(i)))
+                for i in range(1, len(node.options) + 1)
+            }
+            return Menu([*prompts, "nav.hint"], choices, back=back)
+        return Menu([*prompts, "service.again", "nav.hint"], {"1": replace(pos, attempt=0)},
+                    back=back)
+
+    @staticmethod
+    def fee_node_name(service: Service, path: str) -> str:
+        return f"service/{service.id}" + (f"/fee/{path}" if path else "")

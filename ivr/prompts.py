@@ -1,0 +1,221 @@
+"""Every utterance of the line, as key + language -> text.
+
+This is the one place that knows the full list: the call flow asks it for the text of a
+key, the renderer renders all of it, and `ivr check` compares it with the audio manifest.
+Fixed sentences come from prompts/<lang>.yaml; the rest are its templates filled in from
+the catalogue, with numbers written as words in Khmer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from ivr.catalog import Catalog, CatalogError, Fee, FeeChoice, Service, Text, read_yaml
+from ivr.khmer import number_words
+from ivr.utterance import Utterance
+
+PAGE_SIZE = 8
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Wording:
+    """The fixed sentences and templates of every language, as written in prompts/."""
+
+    sentences: dict[str, dict[str, str]]  # lang -> key -> text
+    templates: dict[str, dict[str, str]]  # lang -> name -> template
+
+
+def load_wording(prompts_dir: Path | str, languages: Sequence[str]) -> Wording:
+    """Read prompts/<lang>.yaml for each language; every language must have every key."""
+    prompts_dir = Path(prompts_dir)
+    sentences: dict[str, dict[str, str]] = {}
+    templates: dict[str, dict[str, str]] = {}
+    for lang in languages:
+        path = prompts_dir / f"{lang}.yaml"
+        data = read_yaml(path)
+        if not isinstance(data, dict):
+            raise CatalogError(path, None, "file", "must be a mapping with sentences and templates")
+        for section, into in (("sentences", sentences), ("templates", templates)):
+            block = data.get(section)
+            if not isinstance(block, dict):
+                raise CatalogError(path, getattr(data, "line", None), section, "is missing")
+            for key, value in block.items():
+                if not isinstance(value, str) or (section == "sentences" and not value.strip()):
+                    raise CatalogError(path, block.key_lines.get(key), f"{section}.{key}",
+                                       "must be text")
+            into[lang] = {str(k): str(v) for k, v in block.items()}
+    first = languages[0]
+    for lang in languages[1:]:
+        for section, table in (("sentences", sentences), ("templates", templates)):
+            missing = set(table[first]) ^ set(table[lang])
+            if missing:
+                raise CatalogError(prompts_dir / f"{lang}.yaml", None, section,
+                                   f"keys differ from {first}.yaml: {', '.join(sorted(missing))}")
+    return Wording(sentences, templates)
+
+
+def pages(items: Sequence[T]) -> list[Sequence[T]]:
+    """Split a menu's items into pages of eight: keys 1-8 choose, 9 is 'more'."""
+    return [items[i:i + PAGE_SIZE] for i in range(0, len(items), PAGE_SIZE)] or [items]
+
+
+def digit_of(items: Sequence[T], item: T) -> int:
+    """The key that chooses `item` on its page."""
+    return items.index(item) % PAGE_SIZE + 1
+
+
+def fee_paths(fee: Fee | FeeChoice | None, path: str = "") -> Iterator[tuple[str, object]]:
+    """Every node of a fee table with its path of keys ("", "1", "1.2"), root first."""
+    yield path, fee
+    if isinstance(fee, FeeChoice):
+        for i, option in enumerate(fee.options, start=1):
+            yield from fee_paths(option.fee, f"{path}.{i}" if path else str(i))
+
+
+def fee_node(fee: Fee | FeeChoice | None, path: str) -> tuple[list[Text], object] | None:
+    """Follow a path of keys through a fee table: (labels chosen, node) or None."""
+    labels: list[Text] = []
+    node: object = fee
+    for part in path.split(".") if path else []:
+        if not isinstance(node, FeeChoice) or not part.isdigit():
+            return None
+        index = int(part) - 1
+        if not 0 <= index < len(node.options):
+            return None
+        labels.append(node.options[index].label)
+        node = node.options[index].fee
+    return labels, node
+
+
+def fee_key(service: Service, path: str) -> str:
+    return f"service.{service.id}.fee" + (f".{path}" if path else "")
+
+
+class PromptBook:
+    """All utterances of one catalogue + wording, looked up by key and language."""
+
+    def __init__(self, catalog: Catalog, wording: Wording):
+        self.catalog = catalog
+        self.wording = wording
+        self._texts: dict[tuple[str, str], str] = {}
+        for lang in catalog.languages:
+            for key, text in _utterances_of(catalog, wording, lang):
+                self._texts[(key, lang)] = text
+
+    def text(self, key: str, lang: str) -> str:
+        return self._texts[(key, lang)]
+
+    def has(self, key: str, lang: str) -> bool:
+        return (key, lang) in self._texts
+
+    def utterances(self) -> list[Utterance]:
+        return [Utterance(k, lang, t) for (k, lang), t in sorted(self._texts.items(),
+                                                                 key=lambda i: (i[0][1], i[0][0]))]
+
+
+def all_utterances(catalog: Catalog, wording: Wording) -> list[Utterance]:
+    """Everything the line can say, in every language (what the renderer renders)."""
+    return PromptBook(catalog, wording).utterances()
+
+
+# --- Building the texts ----------------------------------------------------------------------
+
+
+class _Writer:
+    def __init__(self, wording: Wording, lang: str):
+        self.lang = lang
+        self.templates = wording.templates[lang]
+
+    def number(self, n: int) -> str:
+        """Khmer numbers as words (spoken amounts); English with thousands separators."""
+        return number_words(n) if self.lang == "km" else f"{n:,}"
+
+    def fill(self, template: str, **values: object) -> str:
+        return _tidy(self.templates[template].format(**values))
+
+    def choice(self, name: str, digit: int) -> str:
+        return self.fill("choice", name=name, digit=self.number(digit))
+
+    def fee(self, fee: Fee | FeeChoice | None) -> str:
+        if fee is None:
+            return self.fill("fee.unpublished")
+        if isinstance(fee, FeeChoice):
+            return self.fill("fee.table")
+        if fee.parts:
+            sep = self.templates["fee.parts.separator"]
+            parts = sep.join(self.fill("fee.part", label=p.label[self.lang],
+                                       amount=self.number(p.riel)) for p in fee.parts)
+            return self.fill("fee.parts", parts=parts)
+        assert fee.riel is not None
+        # Not tidied: the template's leading space separates the unit from the amount.
+        per = self.templates["fee.per"].format(per=fee.per[self.lang]) if fee.per else ""
+        text = self.fill(f"fee.{fee.type}", amount=self.number(fee.riel), per=per)
+        if fee.discounted_riel is not None:
+            text += " " + self.fill("fee.discounted", amount=self.number(fee.discounted_riel))
+        return text
+
+    def service_info(self, service: Service) -> str:
+        lang = self.lang
+        parts = [self.fill("service.name", name=service.name[lang])]
+        if service.level == "provincial":
+            parts.append(self.fill("service.provincial"))
+        if service.documents is None:
+            parts.append(self.fill("documents.unpublished"))
+        else:
+            sep = self.templates["documents.separator"]
+            parts.append(self.fill("documents", list=sep.join(d[lang] for d in service.documents)))
+            if not service.documents_complete:
+                parts.append(self.fill("documents.incomplete"))
+        parts.append(self.fee(service.fee))
+        if service.max_days is None:
+            parts.append(self.fill("days.unpublished"))
+        else:
+            parts.append(self.fill("days", days=self.number(service.max_days)))
+        if service.validity is not None:
+            parts.append(self.fill("validity", validity=service.validity[lang]))
+        return " ".join(parts)
+
+
+def _tidy(text: str) -> str:
+    """Collapse spaces and drop a space left before a full stop by an empty field."""
+    text = re.sub(r"\s+", " ", text).strip()
+    return re.sub(r" ([.,;។])", r"\1", text)
+
+
+def _utterances_of(catalog: Catalog, wording: Wording, lang: str) -> Iterator[tuple[str, str]]:
+    w = _Writer(wording, lang)
+    yield from wording.sentences[lang].items()
+    for page in pages(catalog.categories):
+        for digit, category in enumerate(page, start=1):
+            yield f"category.{category.id}.choice", w.choice(category.name[lang], digit)
+    for category in catalog.categories:
+        yield f"category.{category.id}.intro", w.fill("category.intro", name=category.name[lang])
+        for page in pages(category.services):
+            for digit, service in enumerate(page, start=1):
+                yield f"service.{service.id}.choice", w.choice(service.name[lang], digit)
+        for service in category.services:
+            yield f"service.{service.id}.info", w.service_info(service)
+            yield from _fee_utterances(w, service)
+
+
+def _fee_utterances(w: _Writer, service: Service) -> Iterator[tuple[str, str]]:
+    """A fee table becomes one question per menu and one sentence per answer."""
+    if not isinstance(service.fee, FeeChoice):
+        return
+    for path, node in fee_paths(service.fee):
+        found = fee_node(service.fee, path)
+        assert found is not None
+        labels, _ = found
+        if isinstance(node, FeeChoice):
+            choices = " ".join(w.choice(o.label[w.lang], i)
+                               for i, o in enumerate(node.options, start=1))
+            yield fee_key(service, path), f"{_tidy(node.question[w.lang])} {choices}"
+        else:
+            sep = w.templates["fee.labels.separator"]
+            yield fee_key(service, path), w.fill(
+                "fee.leaf", labels=sep.join(label[w.lang] for label in labels), fee=w.fee(node))

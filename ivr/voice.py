@@ -1,0 +1,132 @@
+"""The Twilio webhooks: thin views that check the signature and ask the call flow.
+
+Twilio must never get a 5xx: any fault becomes an apology and the main menu, and is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, request, url_for
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.flow import WELCOME, CallFlow, Position
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__)
+
+
+class FlaskUrls:
+    """URLs for the flow, absolute, as Twilio must request them."""
+
+    def step(self, pos: Position, noinput: bool = False) -> str:
+        query: dict[str, Any] = {}
+        if pos.page != 1:
+            query["p"] = pos.page
+        if pos.attempt:
+            query["a"] = pos.attempt
+        if noinput:
+            query["noinput"] = 1
+        return url_for("voice.step", lang=pos.lang, node=pos.node, _external=True, **query)
+
+    def audio(self, file: str) -> str:
+        return url_for("audio.file", filename=file, _external=True)
+
+
+def line() -> Any:
+    return current_app.extensions["ivr"]
+
+
+def flow() -> CallFlow:
+    return line().flow(FlaskUrls())
+
+
+def twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), mimetype="text/xml")
+
+
+@bp.before_request
+def check_signature() -> None:
+    """Only Twilio (holding our auth token) may drive a call: 403 and no side effect."""
+    signature = request.headers.get("X-Twilio-Signature", "")
+    params = request.form.to_dict() if request.method == "POST" else {}
+    validator = RequestValidator(line().settings.auth_token)
+    if not signature or not validator.validate(request.url, params, signature):
+        log.warning("rejected a request to %s with a missing or wrong signature", request.path)
+        abort(403)
+
+
+def never_fail(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Turn any exception in a webhook into valid TwiML: an apology, then the main menu."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except Exception:
+            lang = kwargs.get("lang") or "km"
+            node = kwargs.get("node") or WELCOME
+            log.exception("fault answering %s; the caller hears an apology", request.path)
+            try:
+                return twiml(flow().apology(lang, node))
+            except Exception:
+                log.exception("the apology failed too")
+                fallback = VoiceResponse()
+                fallback.say("Sorry, something went wrong. Please call again later.",
+                             language="en-US")
+                fallback.hangup()
+                return twiml(fallback)
+
+    return wrapper
+
+
+def log_step(lang: str, node: str, digits: str | None, event: str) -> None:
+    """Record the step for the funnel; a storage fault must not break the call."""
+    try:
+        line().store.record_step(request.values.get("CallSid", ""),
+                                 request.values.get("From", ""), lang, node, digits, event)
+    except Exception:
+        log.exception("could not record a call step (%s %s)", node, event)
+
+
+@bp.route("/voice", methods=["POST", "GET"])
+@never_fail
+def welcome() -> Response:
+    pos = Position("km", WELCOME)
+    response = flow().present(pos)
+    log_step(pos.lang, pos.node, None, "call")
+    return twiml(response)
+
+
+@bp.route("/voice/<lang>/<path:node>", methods=["POST", "GET"])
+@never_fail
+def step(lang: str, node: str) -> Response:
+    pos = Position(lang, node, page=_small_int(request.args.get("p"), 1),
+                   attempt=_small_int(request.args.get("a"), 0))
+    digits = request.values.get("Digits")
+    outcome = flow().answer(pos, digits, noinput=request.args.get("noinput") == "1")
+    log_step(pos.lang, outcome.node, digits, outcome.event)
+    return twiml(outcome.response)
+
+
+@bp.route("/voice/status", methods=["POST", "GET"])
+@never_fail
+def status() -> Response:
+    """Twilio's status callback: the call is over."""
+    duration = _small_int(request.values.get("CallDuration"), 0, limit=10**7)
+    line().store.close_call(request.values.get("CallSid", ""), request.values.get("From", ""),
+                            request.values.get("CallStatus", "") or "unknown", duration)
+    return twiml(VoiceResponse())
+
+
+def _small_int(value: str | None, default: int, limit: int = 1000) -> int:
+    """Query numbers come from URLs anyone can edit: junk becomes the default."""
+    try:
+        number = int(value) if value is not None else default
+    except ValueError:
+        return default
+    return number if 0 <= number <= limit else default
