@@ -274,7 +274,8 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise self.fail(
                 node, f"{where}.{key}",
-                f"must be a whole number of riel without separators (like 5000), got {_show(value)}",
+                "must be a whole number of riel without separators (like 5000), "
+                f"got {_show(value)}",
                 key,
             )
         return value
