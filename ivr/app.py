@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import Flask
@@ -12,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from ivr.audio import AudioLibrary
 from ivr.catalog import Catalog, load_catalog
 from ivr.config import Settings
-from ivr.flow import CallFlow, Urls
+from ivr.flow import CallFlow, CallInfo, Urls
 from ivr.prompts import PromptBook, load_wording
 from ivr.store import Store
 
@@ -28,9 +30,12 @@ class Line:
     book: PromptBook
     audio: AudioLibrary
     store: Store
+    clock: Callable[[], datetime] | None = None  # tests fix the time; None: the real clock
 
-    def flow(self, urls: Urls) -> CallFlow:
-        return CallFlow(self.catalog, self.book, self.audio, urls)
+    def flow(self, urls: Urls, call: CallInfo = CallInfo()) -> CallFlow:
+        extra = {"now": self.clock} if self.clock else {}
+        return CallFlow(self.catalog, self.book, self.audio, urls, store=self.store, call=call,
+                        caller_id=self.settings.caller_id, **extra)
 
 
 def load_line(settings: Settings) -> Line:

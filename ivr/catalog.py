@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date, time
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -21,6 +22,9 @@ PLACEHOLDER = "PLACEHOLDER"
 MAX_KEYS = 8  # keys 1-8 choose; 9 pages; 0 * # navigate
 FEE_TYPES = ("maximum", "specific", "flat")
 LEVELS = ("district", "provincial", "commune")
+QUESTION_TYPES = ("scale", "yes-no", "choice")
+REMINDERS = ("fee", "days")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CONFIDENCES = ("high", "medium", "low")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -99,9 +103,52 @@ class Province:
 
 
 @dataclass(frozen=True)
+class Hours:
+    """Opening hours in Cambodia's time zone: these weekdays, from open to close."""
+
+    days: tuple[int, ...]  # 0 = Monday
+    open: time
+    close: time
+
+
+@dataclass(frozen=True)
 class Ombudsman:
-    phone: str  # may be a PLACEHOLDER
-    hours: Any  # may be a PLACEHOLDER; the ombudsman issue gives it a structure
+    phone: str | None  # None: still a PLACEHOLDER, so the line never dials it
+    hours: Hours | None  # None: still a PLACEHOLDER
+
+
+@dataclass(frozen=True)
+class SurveyOption:
+    id: str
+    label: Text
+
+
+@dataclass(frozen=True)
+class Question:
+    """One survey question. scale: 1-5; yes-no: 1 yes, 2 no; choice: one of the options."""
+
+    id: str
+    type: str
+    prompt: Text
+    optional: bool = False
+    remind: str | None = None  # "fee" or "days": the service's official figure, said first
+    options: tuple[SurveyOption, ...] = ()
+
+    def value_of(self, key: str) -> str | None:
+        """The stored answer for a key, or None when the key is not an answer."""
+        if self.type == "scale" and key in "12345" and len(key) == 1:
+            return key
+        if self.type == "yes-no" and key in ("1", "2"):
+            return "yes" if key == "1" else "no"
+        if self.type == "choice" and key.isdigit() and 1 <= int(key) <= len(self.options):
+            return self.options[int(key) - 1].id
+        return None
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    name: Text
 
 
 @dataclass(frozen=True)
@@ -112,7 +159,7 @@ class Office:
     province: Province
     district: Text
     name: Text
-    hours: Any
+    hours: Hours | None
     ombudsman: Ombudsman
     line: int = 0
 
@@ -132,6 +179,10 @@ class Catalog:
     languages: tuple[str, ...]
     categories: tuple[Category, ...]
     offices: tuple[Office, ...]
+    survey: tuple[Question, ...] = ()
+    topics: tuple[Topic, ...] = ()
+    max_recording_seconds: int = 120
+    holidays: frozenset[date] = frozenset()
     placeholders: tuple[Placeholder, ...] = ()
     _services: Mapping[str, Service] = field(default_factory=dict, repr=False)
 
@@ -150,6 +201,15 @@ class Catalog:
 
     def office_by_code(self, code: str) -> Office | None:
         return next((o for o in self.offices if o.code == code), None)
+
+    def question(self, question_id: str) -> Question | None:
+        return next((q for q in self.survey if q.id == question_id), None)
+
+    def topic(self, topic_id: str) -> Topic | None:
+        return next((t for t in self.topics if t.id == topic_id), None)
+
+    def offices_in(self, province_code: str) -> tuple[Office, ...]:
+        return tuple(o for o in self.offices if o.province.code == province_code)
 
     def provinces(self) -> tuple[Province, ...]:
         seen: dict[str, Province] = {}
@@ -364,11 +424,17 @@ def load_catalog(path: Path | str) -> Catalog:
         built.append(Category(cid, name, members))
 
     offices = _read_offices(r, root)
+    survey = _read_survey(r, root)
+    topics, max_seconds = _read_complaints(r, root)
     return Catalog(
         path=str(path),
         languages=languages,
         categories=tuple(built),
         offices=offices,
+        survey=survey,
+        topics=topics,
+        max_recording_seconds=max_seconds,
+        holidays=_read_holidays(r, root),
         placeholders=tuple(r.placeholders),
         _services=MappingProxyType({s.id: s for c in built for s in c.services}),
     )
@@ -507,10 +573,10 @@ def _read_offices(r: _Reader, root: _Node) -> tuple[Office, ...]:
             district=r.text(r.required(node, "district", where), f"{where}.district", node,
                             "district"),
             name=r.text(r.required(node, "name", where), f"{where}.name", node, "name"),
-            hours=r.placeholder_or(node, "hours", where),
+            hours=_read_hours(r, node, "hours", where),
             ombudsman=Ombudsman(
-                phone=str(r.placeholder_or(ombudsman, "phone", f"{where}.ombudsman")),
-                hours=r.placeholder_or(ombudsman, "hours", f"{where}.ombudsman"),
+                phone=_read_phone(r, ombudsman, f"{where}.ombudsman"),
+                hours=_read_hours(r, ombudsman, "hours", f"{where}.ombudsman"),
             ),
             line=node.line,
         ))
@@ -519,3 +585,113 @@ def _read_offices(r: _Reader, root: _Node) -> tuple[Office, ...]:
     if not offices:
         raise r.fail(root, "offices", "must list at least one office", "offices")
     return tuple(offices)
+
+
+def _read_phone(r: _Reader, node: _Node, where: str) -> str | None:
+    value = r.placeholder_or(node, "phone", where)
+    if isinstance(value, str) and value.startswith(PLACEHOLDER):
+        return None
+    phone = str(value).replace(" ", "")
+    if not re.fullmatch(r"\+?\d{6,15}", phone):
+        raise r.fail(node, f"{where}.phone", f"'{value}' is not a phone number (like +855...)",
+                     "phone")
+    return phone
+
+
+def _read_hours(r: _Reader, node: _Node, key: str, where: str) -> Hours | None:
+    value = r.placeholder_or(node, key, where)
+    if isinstance(value, str) and value.startswith(PLACEHOLDER):
+        return None
+    at = f"{where}.{key}"
+    hours = r.mapping(value, at)
+    days = r.sequence(r.required(hours, "days", at), f"{at}.days", hours, "days")
+    if not days or any(d not in WEEKDAYS for d in days):
+        raise r.fail(hours, f"{at}.days", f"must list days among {', '.join(WEEKDAYS)}", "days")
+    opening, closing = (_clock(r, hours, k, at) for k in ("open", "close"))
+    if not opening < closing:
+        raise r.fail(hours, f"{at}.close", "must be later than open", "close")
+    return Hours(tuple(WEEKDAYS.index(d) for d in days), opening, closing)
+
+
+def _clock(r: _Reader, node: _Node, key: str, where: str) -> time:
+    value = r.string(node, key, where)
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
+    if not match:
+        raise r.fail(node, f"{where}.{key}", f"must be a time like 07:30, got {value!r}", key)
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _read_holidays(r: _Reader, root: _Node) -> frozenset[date]:
+    if "public_holidays" not in root:
+        return frozenset()
+    items = r.sequence(root["public_holidays"], "public_holidays", root, "public_holidays")
+    days = set()
+    for item in items:
+        if not isinstance(item, date):
+            raise r.fail(root, "public_holidays",
+                         f"must be dates like 2027-01-07, got {_show(item)}", "public_holidays")
+        days.add(item)
+    return frozenset(days)
+
+
+def _read_survey(r: _Reader, root: _Node) -> tuple[Question, ...]:
+    node = r.mapping(r.required(root, "survey", "catalogue"), "survey")
+    questions: list[Question] = []
+    for i, q in enumerate(r.sequence(r.required(node, "questions", "survey"),
+                                     "survey.questions", node, "questions")):
+        q = r.mapping(q, f"survey.questions[{i}]")
+        qid = r.identifier(q, "id", f"survey.questions[{i}]")
+        where = f"survey question '{qid}'"
+        if any(x.id == qid for x in questions):
+            raise r.fail(q, f"{where}.id", f"duplicate question id '{qid}'", "id")
+        kind = r.string(q, "type", where)
+        if kind not in QUESTION_TYPES:
+            raise r.fail(q, f"{where}.type", f"must be one of {', '.join(QUESTION_TYPES)}",
+                         "type")
+        remind = q.get("remind")
+        if remind is not None and remind not in REMINDERS:
+            raise r.fail(q, f"{where}.remind", f"must be one of {', '.join(REMINDERS)}",
+                         "remind")
+        optional = q.get("optional", False)
+        if not isinstance(optional, bool):
+            raise r.fail(q, f"{where}.optional", "must be true or false", "optional")
+        options: tuple[SurveyOption, ...] = ()
+        if kind == "choice":
+            items = r.sequence(r.required(q, "options", where), f"{where}.options", q, "options")
+            if not 2 <= len(items) <= MAX_KEYS:
+                raise r.fail(q, f"{where}.options", f"needs 2 to {MAX_KEYS} options", "options")
+            options = tuple(
+                SurveyOption(r.identifier(o, "id", f"{where}.options[{j}]"),
+                             r.text(r.required(o, "label", f"{where}.options[{j}]"),
+                                    f"{where}.options[{j}].label", o, "label"))
+                for j, o in enumerate(r.mapping(o, f"{where}.options[{j}]")
+                                      for j, o in enumerate(items))
+            )
+        questions.append(Question(
+            id=qid, type=kind, optional=optional, remind=remind, options=options,
+            prompt=r.text(r.required(q, "prompt", where), f"{where}.prompt", q, "prompt"),
+        ))
+    if not questions:
+        raise r.fail(node, "survey.questions", "must have at least one question", "questions")
+    return tuple(questions)
+
+
+def _read_complaints(r: _Reader, root: _Node) -> tuple[tuple[Topic, ...], int]:
+    node = r.mapping(r.required(root, "complaints", "catalogue"), "complaints")
+    max_seconds = r.required(node, "max_seconds", "complaints")
+    if isinstance(max_seconds, bool) or not isinstance(max_seconds, int) or not \
+            10 <= max_seconds <= 600:
+        raise r.fail(node, "complaints.max_seconds", "must be 10 to 600 seconds", "max_seconds")
+    topics: list[Topic] = []
+    items = r.sequence(r.required(node, "topics", "complaints"), "complaints.topics", node,
+                       "topics")
+    if not 1 <= len(items) <= MAX_KEYS:
+        raise r.fail(node, "complaints.topics", f"needs 1 to {MAX_KEYS} topics", "topics")
+    for i, t in enumerate(items):
+        t = r.mapping(t, f"complaints.topics[{i}]")
+        tid = r.identifier(t, "id", f"complaints.topics[{i}]")
+        if any(x.id == tid for x in topics):
+            raise r.fail(t, f"complaint topic '{tid}'", "duplicate topic id", "id")
+        topics.append(Topic(tid, r.text(r.required(t, "name", f"complaint topic '{tid}'"),
+                                        f"complaint topic '{tid}'.name", t, "name")))
+    return tuple(topics), max_seconds

@@ -21,6 +21,7 @@ class Settings:
     caller_key: bytes | None = None
     admin_password: str | None = None
     proxy_hops: int = 0
+    caller_id: str | None = None  # the number the Ombudsman sees when the line dials
     development: bool = False
 
     @classmethod
@@ -36,6 +37,7 @@ class Settings:
             caller_key=key.encode() if key else None,
             admin_password=env.get("IVR_ADMIN_PASSWORD") or None,
             proxy_hops=int(env.get("IVR_PROXY_HOPS", "0") or 0),
+            caller_id=env.get("IVR_CALLER_ID") or None,
             development=env.get("IVR_DEVELOPMENT", "") in ("1", "true", "yes"),
         )
         return replace(settings, **overrides)

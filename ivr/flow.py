@@ -10,9 +10,10 @@ a key at any time), followed by a <Redirect> that handles silence.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from datetime import datetime, timezone
+from typing import Any, Protocol
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -38,6 +39,13 @@ class Position:
     node: str
     page: int = 1
     attempt: int = 0  # re-prompts so far on this menu
+    office: str = ""  # chosen so far (rating, complaint, ombudsman)
+    service: str = ""
+    topic: str = ""
+
+    def to(self, node: str, **changes: object) -> Position:
+        """Another node of the same call, keeping what the caller has chosen so far."""
+        return replace(self, node=node, page=1, attempt=0, **changes)  # type: ignore[arg-type]
 
 
 class Urls(Protocol):
@@ -46,6 +54,16 @@ class Urls(Protocol):
     def step(self, pos: Position, noinput: bool = False) -> str: ...
 
     def audio(self, file: str) -> str: ...
+
+    def recording_callback(self, pos: Position, kind: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """Who is calling (as Twilio says), for what the flow stores."""
+
+    sid: str = ""
+    caller: str = ""
 
 
 @dataclass
@@ -64,33 +82,62 @@ class Menu:
     back: Position | None = None
     more: Position | None = None  # key 9, when a list has another page
     timeout: int = GATHER_TIMEOUT
+    num_digits: int | None = 1  # None: a code of several keys ended with '#'
+    on_digits: Callable[[str], Position | None] | None = None  # keys that are answers
+    invalid_prompt: str = "error.invalid"
+
+
+@dataclass
+class Action:
+    """A step that is not a menu (record, dial, store what arrived): it builds its own TwiML
+    from Twilio's parameters."""
+
+    run: Callable[[Mapping[str, str]], Outcome]
 
 
 class CallFlow:
     """All menus of the line, generated from the catalogue and the prompt book."""
 
-    def __init__(self, catalog: Catalog, book: PromptBook, audio: AudioLibrary, urls: Urls):
+    def __init__(self, catalog: Catalog, book: PromptBook, audio: AudioLibrary, urls: Urls,
+                 store: Any = None, call: CallInfo = CallInfo(), caller_id: str | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.catalog = catalog
         self.book = book
         self.audio = audio
         self.urls = urls
-        # Main-menu branches: (prompt key, digit, node). Other features add theirs here.
-        self.main_items: list[tuple[str, str, str]] = [("menu.main.services", "1", "categories")]
-        self.menus: dict[str, Callable[[Position, str], Menu | None]] = {
+        self.store = store
+        self.call = call
+        self.caller_id = caller_id
+        self.now = now
+        # Main-menu branches: (prompt key, digit, node).
+        self.main_items: list[tuple[str, str, str]] = [
+            ("menu.main.services", "1", "categories"),
+            ("menu.main.rate", "2", "rate/office"),
+            ("menu.main.ombudsman", "3", "ombudsman/office"),
+            ("menu.main.complaint", "4", "complaint"),
+        ]
+        self.menus: dict[str, Callable[[Position, str], Menu | Action | None]] = {
             WELCOME: lambda pos, rest: self._welcome_menu(),
             MAIN: lambda pos, rest: self._main_menu(pos),
             "categories": lambda pos, rest: self._categories_menu(pos),
             "category": self._category_menu,
             "service": self._service_menu,
         }
+        from ivr import cases, rating
+
+        self.menus.update(rating.menus(self))
+        self.menus.update(cases.menus(self))
 
     # --- answering a request -----------------------------------------------------------
 
-    def answer(self, pos: Position, digits: str | None, noinput: bool = False) -> Outcome:
+    def answer(self, pos: Position, digits: str | None, noinput: bool = False,
+               params: Mapping[str, str] | None = None) -> Outcome:
         """The response to one webhook request at `pos` with the keys `digits`."""
         if pos.lang not in self.catalog.languages:
             pos = replace(pos, lang=self.catalog.languages[0])
         menu = self.menu(pos)
+        if isinstance(menu, Action):
+            return menu.run(params or {})
         if menu is None:
             log.info("unknown position %r: back to the main menu", pos.node)
             main = Position(pos.lang, MAIN)
@@ -103,7 +150,7 @@ class CallFlow:
             return Outcome(self.present(pos), "present", pos.node)
         target, event = self._route(pos, menu, digits)
         if target is None:
-            return self._retry(pos, "error.invalid", "invalid")
+            return self._retry(pos, menu.invalid_prompt, "invalid")
         return Outcome(self.present(target), event, pos.node)
 
     def _route(self, pos: Position, menu: Menu, digits: str) -> tuple[Position | None, str]:
@@ -117,6 +164,8 @@ class CallFlow:
             return menu.more, "more"
         if digits in menu.choices:
             return menu.choices[digits], "choice"
+        if menu.on_digits is not None:
+            return menu.on_digits(digits), "answer"
         return None, "invalid"
 
     def _retry(self, pos: Position, prompt: str, event: str) -> Outcome:
@@ -130,11 +179,17 @@ class CallFlow:
     def present(self, pos: Position, before: Sequence[str] = ()) -> VoiceResponse:
         """A menu: its prompts inside a one-key Gather, then a Redirect for silence."""
         menu = self.menu(pos)
+        if isinstance(menu, Action):
+            return menu.run({}).response
         if menu is None:  # a target that vanished (catalogue reloaded): the main menu
             pos, menu = Position(pos.lang, MAIN), self._main_menu(Position(pos.lang, MAIN))
         response = VoiceResponse()
-        gather = Gather(num_digits=1, action=self.urls.step(pos), method="POST",
-                        timeout=menu.timeout)
+        if menu.num_digits is None:  # a code: keys until '#'
+            gather = Gather(finish_on_key="#", action=self.urls.step(pos), method="POST",
+                            timeout=menu.timeout)
+        else:
+            gather = Gather(num_digits=menu.num_digits, action=self.urls.step(pos),
+                            method="POST", timeout=menu.timeout)
         for entry in [*before, *menu.prompts]:
             key, _, lang = entry.partition("@")  # "key@en": this prompt in another language
             self.play(gather, key, lang if lang in self.catalog.languages else pos.lang)
@@ -152,11 +207,16 @@ class CallFlow:
         english = self.book.text(key, "en") if self.book.has(key, "en") else text
         verb.say(english, language=FALLBACK_SAY_LANGUAGE)
 
-    def goodbye(self, lang: str) -> VoiceResponse:
+    def goodbye(self, lang: str, before: Sequence[str] = ()) -> VoiceResponse:
         response = VoiceResponse()
-        self.play(response, "goodbye", lang)
+        for key in [*before, "goodbye"]:
+            self.play(response, key, lang)
         response.hangup()
         return response
+
+    def reference_prompts(self, reference: str) -> list[str]:
+        """A reference number read digit by digit, from one recorded word per digit."""
+        return ["reference.is", *(f"digit.{d}" for d in reference)]
 
     def apology(self, lang: str, node: str) -> VoiceResponse:
         """After a fault: say sorry and go to the main menu (or hang up if that failed)."""
@@ -173,7 +233,7 @@ class CallFlow:
 
     # --- the menus -------------------------------------------------------------------------
 
-    def menu(self, pos: Position) -> Menu | None:
+    def menu(self, pos: Position) -> Menu | Action | None:
         head, _, rest = pos.node.partition("/")
         build = self.menus.get(head)
         if build is None or (rest and head in (WELCOME, MAIN, "categories")):
@@ -192,7 +252,7 @@ class CallFlow:
         choices = {digit: Position(pos.lang, node) for _, digit, node in self.main_items}
         return Menu(prompts, choices)
 
-    def _paged(self, pos: Position, intro: str, items: Sequence[tuple[str, str]],
+    def paged(self, pos: Position, intro: str, items: Sequence[tuple[str, str]],
                back: Position | None) -> Menu | None:
         """A list menu: intro, one choice prompt per item on this page, 'more', hints."""
         all_pages = pages(items)
@@ -205,14 +265,14 @@ class CallFlow:
             prompts.append("menu.more")
             more = replace(pos, page=pos.page + 1, attempt=0)
         prompts.append("nav.hint")
-        choices = {str(i): Position(pos.lang, node) for i, (_, node) in enumerate(page, start=1)}
+        choices = {str(i): pos.to(node) for i, (_, node) in enumerate(page, start=1)}
         if pos.page > 1:
             back = replace(pos, page=pos.page - 1, attempt=0)
         return Menu(prompts, choices, back=back, more=more)
 
     def _categories_menu(self, pos: Position) -> Menu | None:
         items = [(f"category.{c.id}.choice", f"category/{c.id}") for c in self.catalog.categories]
-        return self._paged(pos, "menu.categories.intro", items, Position(pos.lang, MAIN))
+        return self.paged(pos, "menu.categories.intro", items, Position(pos.lang, MAIN))
 
     def _category_menu(self, pos: Position, category_id: str) -> Menu | None:
         category = self.catalog.category(category_id)
@@ -221,7 +281,7 @@ class CallFlow:
         items = [(f"service.{s.id}.choice", f"service/{s.id}") for s in category.services]
         index = self.catalog.categories.index(category)
         back = Position(pos.lang, "categories", page=index // PAGE_SIZE + 1)
-        return self._paged(pos, f"category.{category.id}.intro", items, back)
+        return self.paged(pos, f"category.{category.id}.intro", items, back)
 
     def _service_menu(self, pos: Position, rest: str) -> Menu | None:
         service_id, _, fee_path = rest.partition("/fee/")
@@ -238,8 +298,8 @@ class CallFlow:
             prompts = [f"service.{service.id}.info"]
             if isinstance(service.fee, FeeChoice):
                 return self._fee_menu(pos, service, "", prompts, up)
-            return Menu([*prompts, "service.again", "nav.hint"], {"1": replace(pos, attempt=0)},
-                        back=up)
+            return Menu([*prompts, "service.again", "service.rate", "nav.hint"],
+                        {"1": replace(pos, attempt=0), "2": self.rate(pos, service)}, back=up)
         parent = fee_path.rpartition(".")[0]
         back = replace(pos, node=self.fee_node_name(service, parent), attempt=0)
         return self._fee_menu(pos, service, fee_path, [], back)
@@ -259,8 +319,12 @@ class CallFlow:
                 for i in range(1, len(node.options) + 1)
             }
             return Menu([*prompts, "nav.hint"], choices, back=back)
-        return Menu([*prompts, "service.again", "nav.hint"], {"1": replace(pos, attempt=0)},
-                    back=back)
+        return Menu([*prompts, "service.again", "service.rate", "nav.hint"],
+                    {"1": replace(pos, attempt=0), "2": self.rate(pos, service)}, back=back)
+
+    @staticmethod
+    def rate(pos: Position, service: Service) -> Position:
+        return Position(pos.lang, "rate/office", service=service.id)
 
     @staticmethod
     def fee_node_name(service: Service, path: str) -> str:

@@ -159,6 +159,14 @@ class _Writer:
             text += " " + self.fill("fee.discounted", amount=self.number(fee.discounted_riel))
         return text
 
+    def fee_reminder(self, service: Service) -> str:
+        """The official fee, said before asking whether the caller paid more."""
+        if service.fee is None:
+            return self.fill("fee.reminder.unpublished")
+        if isinstance(service.fee, FeeChoice):
+            return self.fill("fee.reminder.table")
+        return self.fee(service.fee)
+
     def service_info(self, service: Service) -> str:
         lang = self.lang
         parts = [self.fill("service.name", name=service.name[lang])]
@@ -201,6 +209,46 @@ def _utterances_of(catalog: Catalog, wording: Wording, lang: str) -> Iterator[tu
         for service in category.services:
             yield f"service.{service.id}.info", w.service_info(service)
             yield from _fee_utterances(w, service)
+            yield f"service.{service.id}.fee.reminder", w.fee_reminder(service)
+            yield f"service.{service.id}.days.reminder", (
+                w.fill("days.reminder.unpublished") if service.max_days is None
+                else w.fill("days.reminder", days=w.number(service.max_days)))
+    yield from _office_utterances(catalog, w)
+    yield from _survey_utterances(catalog, w)
+    for digit, topic in enumerate(catalog.topics, start=1):
+        yield f"complaint.topic.{topic.id}.choice", w.choice(topic.name[lang], digit)
+    seconds = w.number(catalog.max_recording_seconds)
+    yield "complaint.notice", w.fill("complaint.notice", seconds=seconds)
+    yield "ombudsman.notice", w.fill("ombudsman.notice", seconds=seconds)
+    for digit in range(10):
+        yield f"digit.{digit}", w.number(digit)
+
+
+def _office_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
+    for page in pages(catalog.provinces()):
+        for digit, province in enumerate(page, start=1):
+            yield f"province.{province.code}.choice", w.choice(province.name[w.lang], digit)
+    for province in catalog.provinces():
+        for page in pages(catalog.offices_in(province.code)):
+            for digit, office in enumerate(page, start=1):
+                yield f"office.{office.id}.choice", w.choice(office.district[w.lang], digit)
+    for office in catalog.offices:
+        yield f"office.{office.id}.connecting", w.fill("office.connecting",
+                                                       district=office.district[w.lang])
+
+
+def _survey_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
+    for question in catalog.survey:
+        parts = [_tidy(question.prompt[w.lang])]
+        if question.type == "scale":
+            parts.append(w.fill("survey.scale.keys"))
+        elif question.type == "yes-no":
+            parts.append(w.fill("survey.yes-no.keys"))
+        else:
+            parts += [w.choice(o.label[w.lang], i) for i, o in enumerate(question.options, 1)]
+        if question.optional:
+            parts.append(w.fill("survey.skip"))
+        yield f"survey.{question.id}", " ".join(parts)
 
 
 def _fee_utterances(w: _Writer, service: Service) -> Iterator[tuple[str, str]]:

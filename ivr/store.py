@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
+import secrets
 import sqlite3
 import threading
 from datetime import datetime, timezone
@@ -19,7 +21,15 @@ from pathlib import Path
 import sqlite_utils
 
 BUSY_TIMEOUT_MS = 5000
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+CASE_STATUSES = ("new", "reviewed", "closed")
+log = logging.getLogger(__name__)
+
+
+def new_reference() -> str:
+    """Six random digits: easy to read and key in, and they reveal nothing about order,
+    volume or the caller (uniqueness is enforced by the database)."""
+    return str(100_000 + secrets.randbelow(900_000))
 
 
 def caller_hash(key: bytes, number: str) -> str:
@@ -72,6 +82,28 @@ class Store:
             }, pk="id", foreign_keys=[("call_sid", "calls", "sid")])
             db["events"].create_index(["call_sid"])
             db["events"].create_index(["node", "event"])
+        if "feedback" not in db.table_names():
+            db["feedback"].create({
+                "id": int, "call_sid": str, "caller_hash": str, "office_id": str,
+                "service_id": str, "lang": str, "created_at": str, "reference": str,
+            }, pk="id")
+            db["feedback"].create_index(["call_sid", "office_id", "service_id"], unique=True)
+            db["feedback"].create_index(["reference"], unique=True)
+            db["feedback"].create_index(["office_id", "service_id"])
+        if "answers" not in db.table_names():
+            db["answers"].create({
+                "feedback_id": int, "question": str, "value": str, "answered_at": str,
+            }, pk=("feedback_id", "question"), foreign_keys=[("feedback_id", "feedback", "id")])
+        if "recordings" not in db.table_names():
+            db["recordings"].create({
+                "id": int, "kind": str, "call_sid": str, "caller_hash": str, "office_id": str,
+                "service_id": str, "topic": str, "lang": str, "duration_s": int,
+                "recording_sid": str, "recording_url": str, "reference": str, "status": str,
+                "note": str, "created_at": str, "updated_at": str,
+            }, pk="id", defaults={"status": "new"})
+            db["recordings"].create_index(["recording_sid"], unique=True)
+            db["recordings"].create_index(["reference"], unique=True)
+            db["recordings"].create_index(["office_id", "kind", "status"])
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def record_step(self, sid: str, caller: str, lang: str, node: str, digits: str | None,
@@ -102,3 +134,84 @@ class Store:
             "duration_s = excluded.duration_s",
             [sid, caller_hash(self.caller_key, caller), stamp, stamp, status, duration_s],
         )
+
+    # --- ratings ------------------------------------------------------------------------
+
+    def save_answer(self, sid: str, caller: str, office: str, service: str, lang: str,
+                    question: str, value: str) -> str:
+        """Store one answer as soon as it is given; a repeated webhook changes nothing
+        (the feedback is one per call, office and service; an answer one per question)."""
+        stamp = now()
+        feedback_id, reference = self._feedback(sid, caller, office, service, lang, stamp)
+        self.db.execute(
+            "INSERT INTO answers (feedback_id, question, value, answered_at) VALUES (?,?,?,?) "
+            "ON CONFLICT(feedback_id, question) DO UPDATE SET value = excluded.value",
+            [feedback_id, question, value, stamp],
+        )
+        return reference
+
+    def _feedback(self, sid: str, caller: str, office: str, service: str, lang: str,
+                  stamp: str) -> tuple[int, str]:
+        for _ in range(20):
+            try:
+                self.db.execute(
+                    "INSERT INTO feedback (call_sid, caller_hash, office_id, service_id, lang, "
+                    "created_at, reference) VALUES (?,?,?,?,?,?,?) "
+                    "ON CONFLICT(call_sid, office_id, service_id) DO NOTHING",
+                    [sid, caller_hash(self.caller_key, caller), office, service, lang, stamp,
+                     new_reference()],
+                )
+                break
+            except sqlite3.IntegrityError:  # the random reference was taken: draw again
+                continue
+        row = self.db.execute(
+            "SELECT id, reference FROM feedback WHERE call_sid = ? AND office_id = ? "
+            "AND service_id = ?", [sid, office, service]).fetchone()
+        if row is None:
+            raise RuntimeError("could not create a feedback record")
+        return row[0], row[1]
+
+    def feedback_reference(self, sid: str, office: str, service: str) -> str | None:
+        row = self.db.execute(
+            "SELECT reference FROM feedback WHERE call_sid = ? AND office_id = ? "
+            "AND service_id = ?", [sid, office, service]).fetchone()
+        return row[0] if row else None
+
+    # --- recordings: complaints, Ombudsman messages, rating comments -----------------------
+
+    def save_recording(self, *, sid: str, caller: str, kind: str, lang: str, office: str,
+                       service: str, topic: str, recording_sid: str, recording_url: str,
+                       duration_s: int) -> str | None:
+        """A recording from the Record action or the later status callback (whichever comes
+        first creates the case; both carry the same RecordingSid). Empty ones make no case."""
+        if not recording_sid or duration_s <= 0:
+            log.info("empty recording (%s, call %s): no case created", kind, sid)
+            return None
+        stamp = now()
+        for _ in range(20):
+            try:
+                self.db.execute(
+                    "INSERT INTO recordings (kind, call_sid, caller_hash, office_id, service_id, "
+                    "topic, lang, duration_s, recording_sid, recording_url, reference, status, "
+                    "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,'new',?,?) "
+                    "ON CONFLICT(recording_sid) DO UPDATE SET "
+                    "duration_s = max(duration_s, excluded.duration_s), "
+                    "recording_url = excluded.recording_url, updated_at = excluded.updated_at",
+                    [kind, sid, caller_hash(self.caller_key, caller), office, service, topic,
+                     lang, duration_s, recording_sid, recording_url, new_reference(), stamp,
+                     stamp],
+                )
+                break
+            except sqlite3.IntegrityError:
+                continue
+        row = self.db.execute("SELECT reference FROM recordings WHERE recording_sid = ?",
+                              [recording_sid]).fetchone()
+        return row[0] if row else None
+
+    def set_case_status(self, reference: str, status: str, note: str = "") -> bool:
+        if status not in CASE_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(CASE_STATUSES)}")
+        cursor = self.db.execute(
+            "UPDATE recordings SET status = ?, note = ?, updated_at = ? WHERE reference = ?",
+            [status, note, now(), reference])
+        return cursor.rowcount > 0

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, current_app, request, url_for
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.flow import WELCOME, CallFlow, Position
+from ivr.flow import WELCOME, CallFlow, CallInfo, Position
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__)
@@ -29,9 +29,19 @@ class FlaskUrls:
             query["p"] = pos.page
         if pos.attempt:
             query["a"] = pos.attempt
+        for name, value in (("o", pos.office), ("s", pos.service), ("t", pos.topic)):
+            if value:
+                query[name] = value
         if noinput:
             query["noinput"] = 1
         return url_for("voice.step", lang=pos.lang, node=pos.node, _external=True, **query)
+
+    def recording_callback(self, pos: Position, kind: str) -> str:
+        """Where Twilio reports a finished recording, even after the caller hung up."""
+        query = {"kind": kind, "lang": pos.lang, "o": pos.office, "s": pos.service,
+                 "t": pos.topic}
+        return url_for("voice.recording", _external=True,
+                       **{k: v for k, v in query.items() if v})
 
     def audio(self, file: str) -> str:
         return url_for("audio.file", filename=file, _external=True)
@@ -42,7 +52,8 @@ def line() -> Any:
 
 
 def flow() -> CallFlow:
-    return line().flow(FlaskUrls())
+    call = CallInfo(request.values.get("CallSid", ""), request.values.get("From", ""))
+    return line().flow(FlaskUrls(), call)
 
 
 def twiml(response: VoiceResponse) -> Response:
@@ -106,9 +117,12 @@ def welcome() -> Response:
 @never_fail
 def step(lang: str, node: str) -> Response:
     pos = Position(lang, node, page=_small_int(request.args.get("p"), 1),
-                   attempt=_small_int(request.args.get("a"), 0))
+                   attempt=_small_int(request.args.get("a"), 0),
+                   office=request.args.get("o", ""), service=request.args.get("s", ""),
+                   topic=request.args.get("t", ""))
     digits = request.values.get("Digits")
-    outcome = flow().answer(pos, digits, noinput=request.args.get("noinput") == "1")
+    outcome = flow().answer(pos, digits, noinput=request.args.get("noinput") == "1",
+                            params=request.values.to_dict())
     log_step(pos.lang, outcome.node, digits, outcome.event)
     return twiml(outcome.response)
 
@@ -120,6 +134,23 @@ def status() -> Response:
     duration = _small_int(request.values.get("CallDuration"), 0, limit=10**7)
     line().store.close_call(request.values.get("CallSid", ""), request.values.get("From", ""),
                             request.values.get("CallStatus", "") or "unknown", duration)
+    return twiml(VoiceResponse())
+
+
+@bp.route("/voice/recording", methods=["POST"])
+@never_fail
+def recording() -> Response:
+    """Twilio's recordingStatusCallback: a recording is ready, perhaps after the caller hung
+    up. The case it belongs to is created now if the Record action has not done it."""
+    values = request.values
+    if values.get("RecordingStatus", "completed") == "completed":
+        line().store.save_recording(
+            sid=values.get("CallSid", ""), caller=values.get("From", ""),
+            kind=request.args.get("kind", "complaint"), lang=request.args.get("lang", ""),
+            office=request.args.get("o", ""), service=request.args.get("s", ""),
+            topic=request.args.get("t", ""), recording_sid=values.get("RecordingSid", ""),
+            recording_url=values.get("RecordingUrl", ""),
+            duration_s=_small_int(values.get("RecordingDuration"), 0, limit=10**6))
     return twiml(VoiceResponse())
 
 

@@ -29,6 +29,28 @@ services:
     legal_ref: unpublished
     source: https://example.org/copy
     confidence: high
+survey:
+  questions:
+    - id: quality
+      type: scale
+      prompt: {km: គុណភាព, en: 'How good was it?'}
+    - id: paid-more
+      type: yes-no
+      remind: fee
+      prompt: {km: បង់លើស, en: 'Did you pay more?'}
+    - id: gender
+      type: choice
+      optional: true
+      prompt: {km: ភេទ, en: 'Woman or man?'}
+      options:
+        - {id: woman, label: {km: ស្ត្រី, en: a woman}}
+        - {id: man, label: {km: បុរស, en: a man}}
+complaints:
+  max_seconds: 60
+  topics:
+    - {id: money, name: {km: ប្រាក់, en: money}}
+    - {id: other, name: {km: ផ្សេង, en: something else}}
+public_holidays: [2027-01-07]
 offices:
   - id: town
     code: "0105"
@@ -78,8 +100,8 @@ def test_missing_field(tmp_path):
 
 
 def test_duplicate_service_id(tmp_path):
-    service = MINIMAL[MINIMAL.index("  - id: copy"):MINIMAL.index("offices:")]
-    text = MINIMAL.replace("offices:", service + "offices:")
+    service = MINIMAL[MINIMAL.index("  - id: copy"):MINIMAL.index("survey:")]
+    text = MINIMAL.replace("survey:", service + "survey:")
     err = error_for(tmp_path, text)
     assert "duplicate service id 'copy'" in str(err)
     assert err.line == text.splitlines().index("  - id: copy", line_of(text, "- id: copy")) + 1
@@ -202,5 +224,7 @@ def test_bundled_catalogue_has_five_offices_with_official_codes():
     assert len(catalog.offices) >= 5
     for office in catalog.offices:
         assert office.district_code.startswith(office.province.code)
-        assert office.ombudsman.phone.startswith("PLACEHOLDER")  # never a made-up number
+        assert office.ombudsman.phone is None  # a PLACEHOLDER, never a made-up number
+    placeholders = {p.where for p in catalog.placeholders}
+    assert "office 'ou-chrov'.ombudsman.phone" in placeholders
     assert len({o.code for o in catalog.offices}) == len(catalog.offices)

@@ -22,6 +22,9 @@ class Urls:
     def audio(self, file: str) -> str:
         return f"/audio/{file}"
 
+    def recording_callback(self, pos: Position, kind: str) -> str:
+        return f"/recording?kind={kind}"
+
 
 def make_flow(catalog_path: Path, tmp_path: Path) -> CallFlow:
     catalog = load_catalog(catalog_path)
@@ -42,10 +45,16 @@ def action(response) -> str:
     return etree.fromstring(str(response).encode()).find("Gather").get("action")
 
 
-def test_main_menu_offers_only_what_works(flow):
+def test_main_menu_offers_the_four_branches(flow):
     outcome = flow.answer(Position("en", "main"), None)
     text = " ".join(said(outcome.response))
-    assert "press 1" in text and "press 2" not in text
+    for digit in "1234":
+        assert f"press {digit}." in text
+    assert "press 5" not in text
+    assert action(flow.answer(Position("en", "main"), "2").response).startswith("/en/rate/office")
+    assert action(flow.answer(Position("en", "main"), "3").response).startswith(
+        "/en/ombudsman/office")
+    assert action(flow.answer(Position("en", "main"), "4").response).startswith("/en/complaint")
 
 
 def test_browse_to_a_service_and_hear_its_facts(flow):
@@ -136,7 +145,7 @@ def test_unknown_language_falls_back_to_khmer(flow):
 
 
 def test_long_lists_page_with_9(tmp_path):
-    service = MINIMAL[MINIMAL.index("  - id: copy"):MINIMAL.index("offices:")]
+    service = MINIMAL[MINIMAL.index("  - id: copy"):MINIMAL.index("survey:")]
     many = "".join(service.replace("id: copy", f"id: copy-{i}")
                    .replace("a copy}", f"copy {i}}}") for i in range(12))
     text = MINIMAL.replace(service, many)
