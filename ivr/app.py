@@ -32,9 +32,10 @@ class Line:
     store: Store
     clock: Callable[[], datetime] | None = None  # tests fix the time; None: the real clock
 
-    def flow(self, urls: Urls, call: CallInfo = CallInfo()) -> CallFlow:
+    def flow(self, urls: Urls, call: CallInfo | None = None) -> CallFlow:
         extra = {"now": self.clock} if self.clock else {}
-        return CallFlow(self.catalog, self.book, self.audio, urls, store=self.store, call=call,
+        return CallFlow(self.catalog, self.book, self.audio, urls, store=self.store,
+                        call=call or CallInfo(),
                         caller_id=self.settings.caller_id, **extra)
 
 

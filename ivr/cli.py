@@ -48,6 +48,44 @@ def check(strict: bool) -> None:
     sys.exit(1 if failed else 0)
 
 
+@main.command()
+@click.option("--since", help="From this date (YYYY-MM-DD), inclusive.")
+@click.option("--until", help="Until this date (YYYY-MM-DD), exclusive.")
+@click.option("--office", help="Only this office id.")
+@click.option("--by", type=click.Choice(["service", "office"]), default="service",
+              show_default=True, help="One row per office and service, or per office.")
+@click.option("--csv", "as_csv", is_flag=True, help="Export every answer as CSV.")
+@click.option("--json", "as_json", is_flag=True, help="Export every answer as JSON.")
+@click.option("--cases", "show_cases", is_flag=True,
+              help="List complaints and Ombudsman messages instead.")
+def report(since: str | None, until: str | None, office: str | None, by: str, as_csv: bool,
+           as_json: bool, show_cases: bool) -> None:
+    """Feedback scorecards in the terminal, or every answer as CSV/JSON."""
+    import sqlite3
+
+    from ivr import report as reports
+    from ivr.catalog import load_catalog
+
+    settings = Settings.from_env()
+    if not settings.database.exists():
+        raise click.ClickException(f"no database at {settings.database}: no calls yet")
+    conn = sqlite3.connect(f"file:{settings.database}?mode=ro", uri=True)
+    if show_cases:
+        items = reports.cases(conn, office=office)
+    elif as_csv or as_json:
+        items = reports.answers(conn, since, until, office)
+    else:
+        catalog = load_catalog(settings.catalog)
+        rows = reports.scorecard(conn, catalog, since, until, office, by_service=by == "service")
+        items = reports.score_table(rows, catalog)
+    if as_csv:
+        click.echo(reports.to_csv(items), nl=False)
+    elif as_json:
+        click.echo(reports.to_json(items))
+    else:
+        click.echo(reports.format_table(items))
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def render(ctx: click.Context) -> None:

@@ -99,14 +99,14 @@ class CallFlow:
     """All menus of the line, generated from the catalogue and the prompt book."""
 
     def __init__(self, catalog: Catalog, book: PromptBook, audio: AudioLibrary, urls: Urls,
-                 store: Any = None, call: CallInfo = CallInfo(), caller_id: str | None = None,
+                 store: Any = None, call: CallInfo | None = None, caller_id: str | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.catalog = catalog
         self.book = book
         self.audio = audio
         self.urls = urls
         self.store = store
-        self.call = call
+        self.call = call or CallInfo()
         self.caller_id = caller_id
         self.now = now
         # Main-menu branches: (prompt key, digit, node).

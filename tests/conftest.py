@@ -56,6 +56,74 @@ class Twilio:
                                 headers={"X-Twilio-Signature": signature, **headers})
 
 
+class HttpTwilio(Twilio):
+    """The same, over real HTTP to a running server (gunicorn in the concurrency tests)."""
+
+    def __init__(self, base: str, token: str = TOKEN):
+        import requests
+
+        self.session = requests.Session()
+        self.validator = RequestValidator(token)
+        self.base = base
+
+    def post(self, url: str, params: dict[str, str] | None = None, signed_url: str = "",
+             **headers: str):
+        from types import SimpleNamespace
+
+        full = url if url.startswith("http") else self.base + url
+        params = {"CallSid": "CA" + "0" * 32, "From": CALLER, "To": "+85523000000",
+                  **(params or {})}
+        signature = self.validator.compute_signature(signed_url or full, params)
+        reply = self.session.post(full, data=params, timeout=30,
+                                  headers={"X-Twilio-Signature": signature, **headers})
+        return SimpleNamespace(status_code=reply.status_code, data=reply.content)
+
+
 @pytest.fixture
 def twilio(app) -> Twilio:
     return Twilio(app)
+
+
+class Caller:
+    """One call driven through the app step by step (press keys, stay silent, record)."""
+
+    def __init__(self, twilio: Twilio, sid: str = "CA" + "1" * 32, number: str = CALLER):
+        from lxml import etree
+
+        self.etree = etree
+        self.twilio = twilio
+        self.params = {"CallSid": sid, "From": number}
+        self.doc = None
+
+    def _post(self, url: str, extra: dict[str, str] | None = None):
+        response = self.twilio.post(url, {**self.params, **(extra or {})})
+        assert response.status_code == 200, (url, response.status_code)
+        self.doc = self.etree.fromstring(response.data)
+        return self
+
+    def start(self, lang_key: str | None = None) -> Caller:
+        self._post("/voice")
+        return self.press(lang_key) if lang_key else self.silence()
+
+    def action(self) -> str:
+        return self.doc.find("Gather").get("action")
+
+    def press(self, keys: str) -> Caller:
+        return self._post(self.action(), {"Digits": keys})
+
+    def repeat_last(self, keys: str, url: str) -> Caller:
+        return self._post(url, {"Digits": keys})
+
+    def silence(self) -> Caller:
+        return self._post(self.doc.find("Redirect").text)
+
+    def record(self, seconds: int, recording_sid: str = "RE1") -> Caller:
+        record = self.doc.find("Record")
+        if seconds == 0:  # Twilio skips the action for an empty recording
+            return self._post(self.doc.find("Redirect").text)
+        return self._post(record.get("action"), {
+            "RecordingSid": recording_sid, "RecordingDuration": str(seconds),
+            "RecordingUrl": f"https://api.twilio.com/Recordings/{recording_sid}"})
+
+    def heard(self) -> str:
+        return " ".join(e.text or "" for e in self.doc.iter("Say"))

@@ -1,0 +1,83 @@
+"""Fifty callers rating at the same moment, against gunicorn with four workers sharing one
+SQLite file: every answer sent is stored exactly once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, TOKEN, Caller, HttpTwilio
+
+CALLS = 50
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path):
+    port = free_port()
+    env = {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "IVR_CATALOG": str(ROOT / "catalog.yaml"),
+           "IVR_PROMPTS": str(ROOT / "prompts"), "IVR_AUDIO_DIR": str(tmp_path / "audio"),
+           "IVR_DATABASE": str(tmp_path / "ivr.db"), "IVR_CALLER_KEY": "k"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}",
+         "--log-level", "warning", "ivr:create_app()"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base + "/health", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    else:
+        server.kill()
+        pytest.fail(f"gunicorn did not start: {server.stderr.read().decode()[-2000:]}")
+    yield base, tmp_path / "ivr.db"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_fifty_simultaneous_ratings_store_every_answer_once(gunicorn):
+    base, database = gunicorn
+    start = threading.Barrier(CALLS)
+    codes = ["0105", "0110", "0203", "0204", "0206"]
+
+    def rate(i: int) -> tuple[str, str, str, str]:
+        call = Caller(HttpTwilio(base), sid=f"CA{i:032d}", number=f"+8551{i:08d}")
+        call.start("2").press("2").press("1")
+        start.wait(timeout=60)  # everyone answers at the same moment from here
+        call.press(codes[i % 5]).press("5").press(str(1 + i % 6))  # transport, one licence
+        quality, timeliness = str(1 + i % 5), str(5 - i % 5)
+        call.press(quality).press(timeliness).press("1" if i % 3 == 0 else "2").press("9")
+        call.press("2")  # no comment
+        assert "reference number" in call.heard()
+        return call.params["CallSid"], quality, timeliness, "yes" if i % 3 == 0 else "no"
+
+    with ThreadPoolExecutor(CALLS) as pool:
+        sent = list(pool.map(rate, range(CALLS)))
+    with sqlite3.connect(database) as conn:
+        stored = conn.execute(
+            "SELECT f.call_sid, a.question, a.value FROM answers a "
+            "JOIN feedback f ON f.id = a.feedback_id").fetchall()
+        assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (CALLS,)
+    expected = sorted(
+        (sid, question, value) for sid, quality, timeliness, paid in sent
+        for question, value in (("quality", quality), ("timeliness", timeliness),
+                                ("unofficial-payment", paid), ("gender", "skipped")))
+    assert sorted(stored) == expected  # each sent answer stored, exactly once

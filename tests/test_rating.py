@@ -1,0 +1,200 @@
+"""Rating a service by keypad, stored in a real SQLite file, and the scorecard from it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from ivr.catalog import load_catalog
+from ivr.cli import main as cli
+from ivr.report import score_table, scorecard
+from tests.conftest import CALLER, ROOT, Caller
+
+
+def db_rows(settings, sql: str, args=()) -> list[tuple]:
+    with sqlite3.connect(settings.database) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def answers(settings) -> dict[str, str]:
+    return dict(db_rows(settings, "SELECT question, value FROM answers ORDER BY question"))
+
+
+def to_survey_by_code(caller: Caller, code: str = "0105") -> Caller:
+    """From the main menu: rate (2), I know the code (1), the code and #, then business
+    licences (2), barber shop (1)."""
+    return caller.press("2").press("1").press(code).press("2").press("1")
+
+
+def test_rate_from_the_service_information(twilio, settings):
+    call = Caller(twilio).start("2")  # English
+    call.press("1").press("2").press("1")  # services, business licences, barber shop
+    assert "20,000 riel" in call.heard()
+    call.press("2")  # rate this service
+    assert "office code" in call.heard()
+    call.press("1").press("0105")
+    assert "quality" in call.heard() and "very satisfied" in call.heard()
+    call.press("4")
+    assert "7 working days" in call.heard()  # the official maximum time, reminded
+    call.press("3")
+    assert "20,000 riel per licence" in call.heard() and "pay more" in call.heard()
+    call.press("1")  # yes, asked to pay more
+    assert "woman or a man" in call.heard()
+    call.press("1")
+    assert "short comment" in call.heard()
+    call.press("5")  # no comment
+    (reference,) = db_rows(settings, "SELECT reference FROM feedback")[0]
+    assert "Your reference number is" in call.heard()
+    assert " ".join(reference) in call.heard()  # read digit by digit
+    assert answers(settings) == {"gender": "woman", "quality": "4", "timeliness": "3",
+                                 "unofficial-payment": "yes"}
+    assert db_rows(settings, "SELECT office_id, service_id, lang FROM feedback") == [
+        ("ou-chrov", "barber-2-4-chairs", "en")]
+    call.press("1")  # hear the reference again
+    assert " ".join(reference) in call.heard()
+
+
+def test_rate_from_the_main_menu_choosing_province_and_district(twilio, settings):
+    call = Caller(twilio).start()  # silence: Khmer
+    call.press("2").press("2")  # rate; choose province and district
+    call.press("2").press("1")  # Battambang, first district (Battambang town)
+    call.press("5").press("2")  # transport, licence A re-sit
+    call.press("5").press("5").press("2").press("9")  # skip the gender question
+    assert db_rows(settings, "SELECT office_id, service_id, lang FROM feedback") == [
+        ("battambang", "licence-a-retest", "km")]
+    assert answers(settings) == {"gender": "skipped", "quality": "5", "timeliness": "5",
+                                 "unofficial-payment": "no"}
+
+
+def test_hang_up_midway_keeps_the_answers_given(twilio, settings):
+    call = to_survey_by_code(Caller(twilio).start("2"))
+    call.press("2").press("3")  # then the caller hangs up
+    assert answers(settings) == {"quality": "2", "timeliness": "3"}
+
+
+def test_repeated_webhook_stores_each_answer_once(twilio, settings):
+    call = to_survey_by_code(Caller(twilio).start("2"))
+    question = call.action()
+    call.press("4")
+    after = call.doc
+    call.repeat_last("4", question)  # Twilio retries the same request
+    assert call.action() == after.find("Gather").get("action")
+    call.repeat_last("2", question)  # or the caller changes their mind
+    assert db_rows(settings, "SELECT count(*) FROM answers") == [(1,)]
+    assert db_rows(settings, "SELECT count(*) FROM feedback") == [(1,)]
+    assert answers(settings) == {"quality": "2"}
+
+
+@pytest.mark.parametrize("bad", ["7", "0x", "6", "#1", "12"])
+def test_invalid_answers_ask_again_and_store_nothing(twilio, settings, bad):
+    call = to_survey_by_code(Caller(twilio).start("2"))
+    call.press(bad)
+    assert "not one of the answers" in call.heard() and "quality" in call.heard()
+    assert answers(settings) == {}
+    call.press("9")  # 9 does not skip a question that is not optional
+    call.press("9")  # third wrong answer: goodbye
+    assert call.doc.find("Hangup") is not None and answers(settings) == {}
+
+
+def test_silence_asks_again_then_says_goodbye(twilio, settings):
+    call = to_survey_by_code(Caller(twilio).start("2"))
+    call.silence()
+    assert "did not hear" in call.heard()
+    call.silence().silence()
+    assert call.doc.find("Hangup") is not None
+
+
+def test_star_goes_back_one_question(twilio, settings):
+    call = to_survey_by_code(Caller(twilio).start("2"))
+    call.press("1").press("*")
+    assert "quality" in call.heard()
+    call.press("5")
+    assert answers(settings) == {"quality": "5"}
+
+
+def test_an_unknown_office_code_is_refused(twilio, settings):
+    call = Caller(twilio).start("2").press("2").press("1").press("9999")
+    assert "no office has that code" in call.heard()
+    call.press("1706")
+    assert "type of service" in call.heard()
+
+
+def test_recorded_comment_is_a_case_linked_to_the_rating(twilio, settings):
+    call = to_survey_by_code(Caller(twilio).start("2"))
+    call.press("3").press("3").press("2").press("2").press("1")
+    call.record(12, "RE42")
+    assert "Your reference number is" in call.heard()
+    assert db_rows(settings, "SELECT kind, office_id, duration_s, status FROM recordings") == [
+        ("comment", "ou-chrov", 12, "new")]
+
+
+def test_no_raw_phone_number_anywhere(twilio, settings):
+    call = to_survey_by_code(Caller(twilio, number="+85516888777").start("2"))
+    call.press("3").press("3").press("2").press("9").press("1").record(5)
+    dump = "\n".join(sqlite3.connect(settings.database).iterdump())
+    for form in ("+85516888777", "85516888777", "16888777", CALLER):
+        assert form not in dump
+
+
+# --- the scorecard ------------------------------------------------------------------------
+
+KNOWN = [  # office, service, quality, timeliness, paid more, gender
+    ("ou-chrov", "barber-2-4-chairs", "5", "4", "no", "woman"),
+    ("ou-chrov", "barber-2-4-chairs", "3", "2", "yes", "man"),
+    ("ou-chrov", "barber-2-4-chairs", "1", "1", "yes", "woman"),
+    ("ou-chrov", "rental-rooms", "4", "4", "no", "skipped"),
+    ("bavel", "barber-2-4-chairs", "2", "3", "no", "man"),
+]
+
+
+@pytest.fixture
+def known_answers(app, settings):
+    store = app.extensions["ivr"].store
+    for i, (office, service, quality, timeliness, paid, gender) in enumerate(KNOWN):
+        for question, value in (("quality", quality), ("timeliness", timeliness),
+                                ("unofficial-payment", paid), ("gender", gender)):
+            store.save_answer(f"CA{i}", f"+8551200000{i}", office, service, "km", question,
+                              value)
+    return settings
+
+
+def test_scorecard_numbers_on_known_answers(known_answers):
+    catalog = load_catalog(ROOT / "catalog.yaml")
+    conn = sqlite3.connect(known_answers.database)
+    rows = {(r.office, r.service, r.group): r.score for r in scorecard(conn, catalog)}
+    barber = rows[("ou-chrov", "barber-2-4-chairs", "all")]
+    assert barber.responses == 3
+    assert barber.mean("quality") == 3.0 and barber.mean("timeliness") == 2.33
+    assert barber.share_yes("unofficial-payment") == pytest.approx(0.667)
+    women = rows[("ou-chrov", "barber-2-4-chairs", "gender=woman")]
+    assert women.responses == 2 and women.mean("quality") == 3.0
+    assert women.share_yes("unofficial-payment") == 0.5
+    assert rows[("ou-chrov", "rental-rooms", "all")].responses == 1
+    assert ("ou-chrov", "rental-rooms", "gender=skipped") not in rows
+    by_office = {(r.office, r.group): r.score for r in scorecard(conn, catalog,
+                                                                  by_service=False)}
+    assert by_office[("ou-chrov", "all")].responses == 4
+    only_bavel = scorecard(conn, catalog, office="bavel")
+    assert {r.office for r in only_bavel} == {"bavel"}
+    assert scorecard(conn, catalog, start="2999-01-01") == []
+    table = score_table(scorecard(conn, catalog), catalog)
+    assert table[0]["quality mean"] is not None
+
+
+def test_ivr_report_terminal_csv_and_json(known_answers, monkeypatch):
+    monkeypatch.setenv("IVR_DATABASE", str(known_answers.database))
+    monkeypatch.setenv("IVR_CATALOG", str(ROOT / "catalog.yaml"))
+    runner = CliRunner()
+    table = runner.invoke(cli, ["report"])
+    assert table.exit_code == 0, table.output
+    assert "barber-2-4-chairs" in table.output and "gender=woman" in table.output
+    exported = runner.invoke(cli, ["report", "--csv"])
+    lines = exported.output.strip().splitlines()
+    assert lines[0].startswith("reference,office,service") and len(lines) == 1 + 4 * len(KNOWN)
+    as_json = json.loads(runner.invoke(cli, ["report", "--json", "--office", "bavel"]).output)
+    assert {row["office"] for row in as_json} == {"bavel"} and len(as_json) == 4
+    for output in (table.output, exported.output):
+        assert "+855" not in output
