@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.audio import AudioLibrary
-from ivr.catalog import Catalog, load_catalog
+from ivr.catalog import Catalog, CatalogError, load_catalog
 from ivr.config import Settings
 from ivr.flow import CallFlow, CallInfo, Urls
 from ivr.prompts import PromptBook, load_wording
@@ -21,29 +25,86 @@ from ivr.store import Store
 log = logging.getLogger(__name__)
 
 
+class LiveCatalog:
+    """The catalogue and its prompts, re-read when an administrator changes the files.
+
+    A broken edit never takes the line down: the running line keeps its last good catalogue
+    and logs what is wrong (start-up, by contrast, refuses a broken catalogue).
+    """
+
+    RECHECK_SECONDS = 1.0
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._stamp = self._files_stamp()
+        self.catalog, self.book = self._load()
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _load(self) -> tuple[Catalog, PromptBook]:
+        catalog = load_catalog(self.settings.catalog)
+        return catalog, PromptBook(catalog, load_wording(self.settings.prompts,
+                                                         catalog.languages))
+
+    def _files_stamp(self) -> tuple:
+        paths = [self.settings.catalog, *sorted(Path(self.settings.prompts).glob("*.yaml"))]
+        stamp = []
+        for path in paths:
+            try:
+                st = os.stat(path)
+                stamp.append((str(path), st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamp.append((str(path), None, None))
+        return tuple(stamp)
+
+    def current(self) -> tuple[Catalog, PromptBook]:
+        now = time.monotonic()
+        if now - self._checked >= self.RECHECK_SECONDS and self._lock.acquire(blocking=False):
+            try:
+                self._checked = now
+                stamp = self._files_stamp()
+                if stamp != self._stamp:
+                    self._stamp = stamp
+                    try:
+                        self.catalog, self.book = self._load()
+                        log.info("catalogue reloaded from %s", self.settings.catalog)
+                    except CatalogError as exc:
+                        log.error("catalogue change NOT applied, the line keeps the last good "
+                                  "catalogue: %s", exc)
+            finally:
+                self._lock.release()
+        return self.catalog, self.book
+
+
 @dataclass
 class Line:
     """Everything a request needs, loaded and validated once at start-up."""
 
     settings: Settings
-    catalog: Catalog
-    book: PromptBook
+    live: LiveCatalog
     audio: AudioLibrary
     store: Store
     clock: Callable[[], datetime] | None = None  # tests fix the time; None: the real clock
 
+    @property
+    def catalog(self) -> Catalog:
+        return self.live.current()[0]
+
+    @property
+    def book(self) -> PromptBook:
+        return self.live.current()[1]
+
     def flow(self, urls: Urls, call: CallInfo | None = None) -> CallFlow:
         extra = {"now": self.clock} if self.clock else {}
-        return CallFlow(self.catalog, self.book, self.audio, urls, store=self.store,
+        catalog, book = self.live.current()
+        return CallFlow(catalog, book, self.audio, urls, store=self.store,
                         call=call or CallInfo(),
                         caller_id=self.settings.caller_id, **extra)
 
 
 def load_line(settings: Settings) -> Line:
-    catalog = load_catalog(settings.catalog)
-    book = PromptBook(catalog, load_wording(settings.prompts, catalog.languages))
     assert settings.caller_key is not None
-    return Line(settings, catalog, book, AudioLibrary(settings.audio_dir),
+    return Line(settings, LiveCatalog(settings), AudioLibrary(settings.audio_dir),
                 Store(settings.database, settings.caller_key))
 
 

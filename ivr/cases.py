@@ -139,11 +139,15 @@ def recorded(flow: CallFlow, pos: Position, purpose: str, params: Mapping[str, s
     reference = save_recording(flow, pos, kind, params)
     if reference is None:
         return Outcome(flow.present(pos.to(f"{purpose}/empty")), "recorded-empty", pos.node)
-    return Outcome(flow.present(Position(pos.lang, f"case/{reference}")), "case", pos.node)
+    # SPOOLED (""): kept safely, stored when the database is back; no number to read yet
+    return Outcome(flow.present(Position(pos.lang, f"case/{reference or 'kept'}")), "case",
+                   pos.node)
 
 
 def case_menu(flow: CallFlow, pos: Position, reference: str) -> Menu | None:
     """The case reference, digit by digit; 1 to hear it again."""
+    if reference == "kept":
+        return Menu(["case.thanks", "nav.main"])
     if not (reference.isdigit() and len(reference) == 6):
         return None
     return Menu(["case.thanks", *flow.reference_prompts(reference), "reference.again",

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import os
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 
 BUSY_TIMEOUT_MS = 5000
 SCHEMA_VERSION = 2
+SPOOLED = ""  # what a write returns when it went to the spool instead of the database
 CASE_STATUSES = ("new", "reviewed", "closed")
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -47,9 +52,11 @@ def now() -> str:
 class Store:
     """The line's database. Create once per app; connections are made per process."""
 
-    def __init__(self, path: Path | str, caller_key: bytes):
+    def __init__(self, path: Path | str, caller_key: bytes,
+                 busy_timeout_ms: int = BUSY_TIMEOUT_MS):
         self.path = Path(path)
         self.caller_key = caller_key
+        self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.migrate()
@@ -58,9 +65,9 @@ class Store:
     def db(self) -> sqlite_utils.Database:
         pid = os.getpid()
         if getattr(self._local, "pid", None) != pid:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                   isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -135,14 +142,79 @@ class Store:
             [sid, caller_hash(self.caller_key, caller), stamp, stamp, status, duration_s],
         )
 
+    # --- a spool for when the database cannot be written -----------------------------------
+
+    @property
+    def spool_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".spool.jsonl")
+
+    def _durably(self, kind: str, payload: dict, write: Callable[[], T]) -> T | None:
+        """Write now; if the database is locked or unwritable, keep the record in a spool
+        file beside it and write it later (every write is idempotent, so replays are safe)."""
+        self.replay_spool()
+        try:
+            return write()
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            line = json.dumps({"_type": kind, **payload}, ensure_ascii=False)
+            try:
+                with open(self.spool_path, "a", encoding="utf-8") as spool:
+                    spool.write(line + "\n")
+                    spool.flush()
+                    os.fsync(spool.fileno())
+            except OSError as spool_exc:
+                log.critical("could not store or spool a %s (%s; %s): %s", kind, exc,
+                             spool_exc, line)
+                raise exc from spool_exc
+            log.error("database unavailable (%s): %s kept in %s for later", exc, kind,
+                      self.spool_path)
+            return SPOOLED  # type: ignore[return-value]
+
+    def replay_spool(self) -> int:
+        """Write what the spool holds; returns how many records were written."""
+        if not self.spool_path.exists():
+            return 0
+        claimed = self.spool_path.with_name(f"{self.spool_path.name}.{os.getpid()}")
+        try:
+            os.replace(self.spool_path, claimed)  # one process replays each batch
+        except OSError:
+            return 0
+        done, left = 0, []
+        for line in claimed.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            kind = record.pop("_type")
+            try:
+                if kind == "answer":
+                    self._save_answer(**record)
+                else:
+                    self._save_recording(**record)
+                done += 1
+            except sqlite3.Error:
+                left.append(line)
+        if left:
+            with open(self.spool_path, "a", encoding="utf-8") as spool:
+                spool.write("\n".join(left) + "\n")
+        claimed.unlink()
+        if done:
+            log.info("wrote %d spooled records to the database", done)
+        return done
+
     # --- ratings ------------------------------------------------------------------------
 
     def save_answer(self, sid: str, caller: str, office: str, service: str, lang: str,
-                    question: str, value: str) -> str:
+                    question: str, value: str) -> str | None:
         """Store one answer as soon as it is given; a repeated webhook changes nothing
-        (the feedback is one per call, office and service; an answer one per question)."""
-        stamp = now()
-        feedback_id, reference = self._feedback(sid, caller, office, service, lang, stamp)
+        (the feedback is one per call, office and service; an answer one per question).
+        Returns the feedback's reference (SPOOLED when the answer had to wait)."""
+        payload = {"sid": sid, "caller_hash": caller_hash(self.caller_key, caller),
+                   "office": office, "service": service, "lang": lang, "question": question,
+                   "value": value, "stamp": now()}
+        return self._durably("answer", payload, lambda: self._save_answer(**payload))
+
+    def _save_answer(self, sid: str, caller_hash: str, office: str, service: str, lang: str,
+                     question: str, value: str, stamp: str) -> str:
+        feedback_id, reference = self._feedback(sid, caller_hash, office, service, lang, stamp)
         self.db.execute(
             "INSERT INTO answers (feedback_id, question, value, answered_at) VALUES (?,?,?,?) "
             "ON CONFLICT(feedback_id, question) DO UPDATE SET value = excluded.value",
@@ -150,7 +222,7 @@ class Store:
         )
         return reference
 
-    def _feedback(self, sid: str, caller: str, office: str, service: str, lang: str,
+    def _feedback(self, sid: str, hashed: str, office: str, service: str, lang: str,
                   stamp: str) -> tuple[int, str]:
         for _ in range(20):
             try:
@@ -158,8 +230,7 @@ class Store:
                     "INSERT INTO feedback (call_sid, caller_hash, office_id, service_id, lang, "
                     "created_at, reference) VALUES (?,?,?,?,?,?,?) "
                     "ON CONFLICT(call_sid, office_id, service_id) DO NOTHING",
-                    [sid, caller_hash(self.caller_key, caller), office, service, lang, stamp,
-                     new_reference()],
+                    [sid, hashed, office, service, lang, stamp, new_reference()],
                 )
                 break
             except sqlite3.IntegrityError:  # the random reference was taken: draw again
@@ -172,9 +243,12 @@ class Store:
         return row[0], row[1]
 
     def feedback_reference(self, sid: str, office: str, service: str) -> str | None:
-        row = self.db.execute(
-            "SELECT reference FROM feedback WHERE call_sid = ? AND office_id = ? "
-            "AND service_id = ?", [sid, office, service]).fetchone()
+        try:
+            row = self.db.execute(
+                "SELECT reference FROM feedback WHERE call_sid = ? AND office_id = ? "
+                "AND service_id = ?", [sid, office, service]).fetchone()
+        except sqlite3.Error:
+            return None
         return row[0] if row else None
 
     # --- recordings: complaints, Ombudsman messages, rating comments -----------------------
@@ -187,7 +261,15 @@ class Store:
         if not recording_sid or duration_s <= 0:
             log.info("empty recording (%s, call %s): no case created", kind, sid)
             return None
-        stamp = now()
+        payload = {"sid": sid, "caller_hash": caller_hash(self.caller_key, caller), "kind": kind,
+                   "lang": lang, "office": office, "service": service, "topic": topic,
+                   "recording_sid": recording_sid, "recording_url": recording_url,
+                   "duration_s": duration_s, "stamp": now()}
+        return self._durably("recording", payload, lambda: self._save_recording(**payload))
+
+    def _save_recording(self, *, sid: str, caller_hash: str, kind: str, lang: str, office: str,
+                        service: str, topic: str, recording_sid: str, recording_url: str,
+                        duration_s: int, stamp: str) -> str | None:
         for _ in range(20):
             try:
                 self.db.execute(
@@ -197,9 +279,8 @@ class Store:
                     "ON CONFLICT(recording_sid) DO UPDATE SET "
                     "duration_s = max(duration_s, excluded.duration_s), "
                     "recording_url = excluded.recording_url, updated_at = excluded.updated_at",
-                    [kind, sid, caller_hash(self.caller_key, caller), office, service, topic,
-                     lang, duration_s, recording_sid, recording_url, new_reference(), stamp,
-                     stamp],
+                    [kind, sid, caller_hash, office, service, topic, lang, duration_s,
+                     recording_sid, recording_url, new_reference(), stamp, stamp],
                 )
                 break
             except sqlite3.IntegrityError:
