@@ -184,3 +184,28 @@ def test_token_in_tests_is_not_the_development_token():
     from ivr.config import DEV_AUTH_TOKEN
 
     assert TOKEN != DEV_AUTH_TOKEN
+
+
+def test_catalogue_edits_reach_the_next_call_and_broken_ones_are_refused(settings, tmp_path,
+                                                                          caplog, monkeypatch):
+    from ivr.app import LiveCatalog
+
+    monkeypatch.setattr(LiveCatalog, "RECHECK_SECONDS", 0.0)
+    path = tmp_path / "catalog.yaml"
+    original = settings.catalog.read_text(encoding="utf-8")
+    path.write_text(original, encoding="utf-8")
+    app = create_app(settings, catalog=path)
+    twilio = Twilio(app)
+
+    def barber_fee() -> str:
+        doc = etree.fromstring(twilio.post("/voice/en/category/commerce", {"Digits": "1"}).data)
+        return " ".join(e.text for e in doc.iter("Say"))
+
+    assert "20,000 riel" in barber_fee()
+    path.write_text(original.replace("riel: 20000\n      per: {km: ក្នុងមួយច្បាប់, en: per "
+                                     "licence}", "riel: 25000\n      per: {km: ក្នុងមួយច្បាប់, "
+                                     "en: per licence}"), encoding="utf-8")
+    assert "25,000 riel" in barber_fee()  # no restart needed
+    path.write_text(original.replace("riel: 20000", "riel: twenty"), encoding="utf-8")
+    assert "25,000 riel" in barber_fee()  # the last good catalogue stays
+    assert "catalogue change NOT applied" in caplog.text and "fee.riel" in caplog.text
