@@ -44,3 +44,42 @@ def test_a_recording_during_a_lock_is_kept_and_the_caller_is_thanked(settings):
     with sqlite3.connect(settings.database) as conn:
         assert conn.execute("SELECT kind, recording_sid FROM recordings").fetchall() == [
             ("complaint", "RE77")]
+
+
+def test_a_read_only_database_spools_answers_until_it_is_writable(settings):
+    app = create_app(settings)
+    line = app.extensions["ivr"]
+    call = Caller(Twilio(app)).start("2").press("2").press("1").press("0105")
+    call.press("2").press("1")
+    line.store.db.execute("PRAGMA query_only = ON")  # SQLite now refuses every write
+    call.press("5")
+    assert "the time the service took" in call.heard()
+    assert line.store.spool_path.read_text().count('"question": "quality"') == 1
+    line.store.db.execute("PRAGMA query_only = OFF")
+    call.press("4")
+    with sqlite3.connect(settings.database) as conn:
+        assert dict(conn.execute("SELECT question, value FROM answers")) == {
+            "quality": "5", "timeliness": "4"}
+
+
+def test_the_audio_folder_missing_does_not_stop_the_line(settings):
+    import json
+    import shutil
+
+    (settings.audio_dir / "km").mkdir(parents=True)
+    (settings.audio_dir / "km" / "a.wav").write_bytes(b"RIFF")
+    app = create_app(settings)
+    book = app.extensions["ivr"].book
+    (settings.audio_dir / "manifest.json").write_text(json.dumps({"prompts": [{
+        "key": "greeting", "lang": "km", "text": book.text("greeting", "km"),
+        "file": "km/a.wav", "duration_ms": 500, "engine": "gtts"}]}))
+    twilio = Twilio(app)
+    assert b"<Play>" in twilio.post("/voice").data
+    shutil.rmtree(settings.audio_dir)
+    import time
+
+    time.sleep(1.1)  # the manifest is re-checked once a second
+    response = twilio.post("/voice")
+    assert response.status_code == 200 and b"<Play>" not in response.data
+    assert b"Welcome to the information line" in response.data  # said, not silent
+    assert app.test_client().get("/audio/km/a.wav").status_code == 404
