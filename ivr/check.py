@@ -72,7 +72,13 @@ def check(catalog_path: Path, prompts_dir: Path, audio_dir: Path) -> Report:
         ok = total - len(missing[lang]) - len(stale[lang]) - len(fake[lang])
         out.append(f"audio [{lang}]: {total} prompts: {ok} ready, {len(missing[lang])} missing, "
                    f"{len(stale[lang])} stale, {len(fake[lang])} placeholder audio")
-        for label, keys, bucket in (("missing", missing[lang], report.errors),
+        if len(missing[lang]) == total:  # nothing rendered yet: one line, not a list
+            out.append(f"  no audio rendered yet for [{lang}]")
+            report.errors.extend(f"missing: {key} [{lang}]" for key in missing[lang])
+            missing_listed = []
+        else:
+            missing_listed = missing[lang]
+        for label, keys, bucket in (("missing", missing_listed, report.errors),
                                     ("stale (text changed since rendering)", stale[lang],
                                      report.errors),
                                     ("placeholder audio (not real speech)", fake[lang],

@@ -1,0 +1,84 @@
+"""`ivr check`: what a new user or an administrator is told about the catalogue and audio."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from ivr.catalog import load_catalog
+from ivr.cli import main as cli
+from ivr.prompts import PromptBook, load_wording
+from tests.conftest import ROOT
+
+
+def run_check(monkeypatch, audio_dir, *args, catalog=ROOT / "catalog.yaml"):
+    monkeypatch.setenv("IVR_CATALOG", str(catalog))
+    monkeypatch.setenv("IVR_PROMPTS", str(ROOT / "prompts"))
+    monkeypatch.setenv("IVR_AUDIO_DIR", str(audio_dir))
+    return CliRunner().invoke(cli, ["check", *args])
+
+
+def write_manifest(audio_dir, entries):
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    (audio_dir / "manifest.json").write_text(json.dumps({"version": 1, "prompts": entries}))
+
+
+def full_manifest(audio_dir, engine="gtts"):
+    """Every prompt rendered (files are stand-ins: check reads the manifest, not the audio)."""
+    catalog = load_catalog(ROOT / "catalog.yaml")
+    book = PromptBook(catalog, load_wording(ROOT / "prompts", catalog.languages))
+    entries = []
+    for i, u in enumerate(book.utterances()):
+        (audio_dir / u.lang).mkdir(parents=True, exist_ok=True)
+        (audio_dir / u.lang / f"{i}.wav").write_bytes(b"RIFF")
+        entries.append({"key": u.key, "lang": u.lang, "text": u.text, "file": f"{u.lang}/{i}.wav",
+                        "duration_ms": 900, "engine": engine})
+    write_manifest(audio_dir, entries)
+    return entries
+
+
+def test_fresh_clone_says_what_is_missing_and_how_to_fix_it(monkeypatch, tmp_path):
+    result = run_check(monkeypatch, tmp_path / "audio")
+    assert result.exit_code == 1
+    assert "no audio rendered yet for [km]" in result.output
+    assert "python scripts/render_prompts.py" in result.output
+    assert "office 'ou-chrov'.ombudsman.phone: PLACEHOLDER" in result.output
+
+
+def test_complete_real_audio_passes_but_strict_fails_on_placeholders(monkeypatch, tmp_path):
+    full_manifest(tmp_path / "audio")
+    result = run_check(monkeypatch, tmp_path / "audio")
+    assert result.exit_code == 0, result.output
+    assert "171 prompts: 171 ready" in result.output
+    strict = run_check(monkeypatch, tmp_path / "audio", "--strict")
+    assert strict.exit_code == 1 and "placeholders an administrator must fill in" in strict.output
+
+
+def test_stale_missing_placeholder_audio_and_orphans_are_reported(monkeypatch, tmp_path):
+    audio = tmp_path / "audio"
+    entries = full_manifest(audio)
+    fee = next(e for e in entries if e["key"] == "service.barber-2-4-chairs.info"
+               and e["lang"] == "km")
+    fee["text"] = fee["text"].replace("ពីរម៉ឺន", "មួយម៉ឺន")  # rendered before the fee changed
+    gone = next(e for e in entries if e["key"] == "greeting" and e["lang"] == "km")
+    entries.remove(gone)
+    fake = next(e for e in entries if e["key"] == "goodbye" and e["lang"] == "en")
+    fake["engine"] = "placeholder"
+    write_manifest(audio, entries)
+    (audio / "km" / "orphan.wav").write_bytes(b"RIFF")
+    result = run_check(monkeypatch, audio)
+    assert result.exit_code == 1
+    assert "missing: greeting" in result.output
+    assert "stale (text changed since rendering): service.barber-2-4-chairs.info" in result.output
+    assert "placeholder audio (not real speech): goodbye" in result.output
+    assert "km/orphan.wav" in result.output
+
+
+def test_a_broken_catalogue_is_reported_with_its_line(monkeypatch, tmp_path):
+    broken = tmp_path / "catalog.yaml"
+    broken.write_text((ROOT / "catalog.yaml").read_text(encoding="utf-8")
+                      .replace("max_days: 28", "max_days: soon"), encoding="utf-8")
+    result = run_check(monkeypatch, tmp_path / "audio", catalog=broken)
+    assert result.exit_code == 1
+    assert "INVALID" in result.output and "service 'rental-rooms'.max_days" in result.output
