@@ -33,6 +33,43 @@ def serve(host: str, port: int, debug: bool) -> None:
 
 
 @main.command()
+@click.option("--keys", default=None,
+              help='A scripted call, e.g. "2 1 3 1": one entry per menu, "-" for no input.')
+@click.option("--url", default=None,
+              help="Call a running line (e.g. http://127.0.0.1:5000); default: in-process.")
+@click.option("--dial", "dial_outcome", default="completed", show_default=True,
+              type=click.Choice(["completed", "busy", "no-answer", "failed", "canceled"]),
+              help="How a call to the Ombudsman ends.")
+@click.option("--record-seconds", default=5, show_default=True,
+              help="Length of a recorded message (0: an empty recording).")
+@click.option("--sound/--no-sound", default=None,
+              help="Play the prompts' audio (default: when a player is installed).")
+def call(keys: str | None, url: str | None, dial_outcome: str, record_seconds: int,
+         sound: bool | None) -> None:
+    """Call the line from the terminal: hear (read) the prompts, press keys.
+
+    Without --keys it is interactive: type keys and Enter; Enter alone is no input; q hangs
+    up. With --keys it runs the script and prints the transcript (for docs and CI).
+    """
+    from ivr.app import create_app
+    from ivr.simulate import Simulator
+    from ivr.terminal import TerminalPhone, prompt_texts
+
+    settings = Settings.from_env(development=True).resolved()
+    target = url or create_app(settings)
+    phone = TerminalPhone(settings.audio_dir, play_sound=sound if sound is not None else
+                          keys is None)
+    simulator = Simulator(target, settings.auth_token or "", prompt_text=prompt_texts(settings),
+                          dial_outcome=dial_outcome, record_seconds=record_seconds,
+                          ask_keys=None if keys is not None else phone.ask)
+    transcript = simulator.call(keys or "")
+    if keys is not None:
+        click.echo(transcript.text())
+    else:
+        phone.finish(transcript)
+
+
+@main.command()
 @click.option("--strict", is_flag=True,
               help="Also fail on placeholders, placeholder audio and orphan files.")
 def check(strict: bool) -> None:
