@@ -10,6 +10,7 @@ from twilio.request_validator import RequestValidator
 
 from ivr import create_app
 from ivr.config import Settings
+from ivr.simulate import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "test-auth-token-0123456789"
@@ -38,10 +39,12 @@ def app(settings: Settings):
 
 
 class Twilio:
-    """Posts to the app as Twilio would: absolute URL, form params, X-Twilio-Signature."""
+    """Posts to the app as Twilio would: absolute URL, form params, X-Twilio-Signature
+    (signed by the simulator's `sign`, the same code `ivr call` and the load test use)."""
 
     def __init__(self, app, token: str = TOKEN, base: str = "http://localhost"):
         self.client = app.test_client()
+        self.token = token
         self.validator = RequestValidator(token)
         self.base = base
 
@@ -51,7 +54,7 @@ class Twilio:
         full = url if url.startswith("http") else self.base + url
         params = {"CallSid": "CA" + "0" * 32, "From": CALLER, "To": "+85523000000",
                   **(params or {})}
-        signature = self.validator.compute_signature(signed_url or full, params)
+        signature = sign(self.token, signed_url or full, params)
         return self.client.post(full, data=params,
                                 headers={"X-Twilio-Signature": signature, **headers})
 
@@ -63,6 +66,7 @@ class HttpTwilio(Twilio):
         import requests
 
         self.session = requests.Session()
+        self.token = token
         self.validator = RequestValidator(token)
         self.base = base
 
@@ -73,7 +77,7 @@ class HttpTwilio(Twilio):
         full = url if url.startswith("http") else self.base + url
         params = {"CallSid": "CA" + "0" * 32, "From": CALLER, "To": "+85523000000",
                   **(params or {})}
-        signature = self.validator.compute_signature(signed_url or full, params)
+        signature = sign(self.token, signed_url or full, params)
         reply = self.session.post(full, data=params, timeout=30,
                                   headers={"X-Twilio-Signature": signature, **headers})
         return SimpleNamespace(status_code=reply.status_code, data=reply.content)
