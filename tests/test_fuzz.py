@@ -88,7 +88,9 @@ def test_random_key_sequences_never_break_a_call(fuzz_app, keys):
 
 
 @hyp_settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
-@given(node=NODES, form=FORM, signature=st.one_of(st.none(), st.text(max_size=40)))
+@given(node=NODES, form=FORM, signature=st.one_of(st.none(), st.text(
+    alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
+    max_size=40)))
 def test_unsigned_or_forged_requests_have_no_effect(fuzz_app, node, form, signature):
     database = fuzz_app.extensions["ivr"].settings.database
     before = sqlite3.connect(database).execute(
