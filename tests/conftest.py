@@ -43,7 +43,7 @@ class Twilio:
     (signed by the simulator's `sign`, the same code `ivr call` and the load test use)."""
 
     def __init__(self, app, token: str = TOKEN, base: str = "http://localhost"):
-        self.client = app.test_client()
+        self.client = app.test_client() if app is not None else None
         self.token = token
         self.validator = RequestValidator(token)
         self.base = base
@@ -55,8 +55,10 @@ class Twilio:
         params = {"CallSid": "CA" + "0" * 32, "From": CALLER, "To": "+85523000000",
                   **(params or {})}
         signature = sign(self.token, signed_url or full, params)
-        return self.client.post(full, data=params,
-                                headers={"X-Twilio-Signature": signature, **headers})
+        return self.send(full, params, {"X-Twilio-Signature": signature, **headers})
+
+    def send(self, url: str, params: dict[str, str], headers: dict[str, str]):
+        return self.client.post(url, data=params, headers=headers)
 
 
 class HttpTwilio(Twilio):
@@ -65,21 +67,13 @@ class HttpTwilio(Twilio):
     def __init__(self, base: str, token: str = TOKEN):
         import requests
 
+        super().__init__(None, token, base)
         self.session = requests.Session()
-        self.token = token
-        self.validator = RequestValidator(token)
-        self.base = base
 
-    def post(self, url: str, params: dict[str, str] | None = None, signed_url: str = "",
-             **headers: str):
+    def send(self, url: str, params: dict[str, str], headers: dict[str, str]):
         from types import SimpleNamespace
 
-        full = url if url.startswith("http") else self.base + url
-        params = {"CallSid": "CA" + "0" * 32, "From": CALLER, "To": "+85523000000",
-                  **(params or {})}
-        signature = sign(self.token, signed_url or full, params)
-        reply = self.session.post(full, data=params, timeout=30,
-                                  headers={"X-Twilio-Signature": signature, **headers})
+        reply = self.session.post(url, data=params, headers=headers, timeout=30)
         return SimpleNamespace(status_code=reply.status_code, data=reply.content)
 
 
