@@ -82,7 +82,12 @@ class AudioLibrary:
         entry = self._entries.get((key, lang))
         if entry is not None and entry.text == text:
             return entry
-        if (key, lang) not in self._gaps_logged:
+        if not self._entries:  # nothing rendered at all: say so once, not once per prompt
+            if ("*", "*") not in self._gaps_logged:
+                self._gaps_logged.add(("*", "*"))
+                log.warning("no rendered audio in %s: every prompt is spoken as English text; "
+                            "run `ivr render`", self.audio_dir)
+        elif (key, lang) not in self._gaps_logged:
             self._gaps_logged.add((key, lang))
             reason = "stale (text changed)" if entry else "not rendered"
             log.warning("no audio for prompt %s [%s]: %s; run `ivr render`", key, lang, reason)
