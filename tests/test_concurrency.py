@@ -38,13 +38,13 @@ def gunicorn(tmp_path: Path):
          "--log-level", "warning", "ivr:create_app()"],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a busy machine starts four workers slowly
     while time.monotonic() < deadline:
         try:
-            if requests.get(base + "/health", timeout=1).ok:
+            if requests.get(base + "/health", timeout=5).ok:
                 break
-        except requests.ConnectionError:
-            time.sleep(0.1)
+        except requests.RequestException:
+            time.sleep(0.2)
     else:
         server.kill()
         pytest.fail(f"gunicorn did not start: {server.stderr.read().decode()[-2000:]}")
