@@ -23,6 +23,8 @@ class Settings:
     proxy_hops: int = 0
     caller_id: str | None = None  # the number the Ombudsman sees when the line dials
     development: bool = False
+    secret_key: str | None = None  # signs admin sessions; generated beside the database if unset
+    twilio_account_sid: str | None = None  # with auth_token: fetch recordings for admin pages
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -39,6 +41,8 @@ class Settings:
             proxy_hops=int(env.get("IVR_PROXY_HOPS", "0") or 0),
             caller_id=env.get("IVR_CALLER_ID") or None,
             development=env.get("IVR_DEVELOPMENT", "") in ("1", "true", "yes"),
+            secret_key=env.get("IVR_SECRET_KEY") or None,
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
         )
         return replace(settings, **overrides)
 

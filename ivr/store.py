@@ -111,6 +111,8 @@ class Store:
             db["recordings"].create_index(["recording_sid"], unique=True)
             db["recordings"].create_index(["reference"], unique=True)
             db["recordings"].create_index(["office_id", "kind", "status"])
+        # the admin funnel groups steps by call and menu
+        db["events"].create_index(["call_sid", "node", "event"], if_not_exists=True)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def record_step(self, sid: str, caller: str, lang: str, node: str, digits: str | None,
