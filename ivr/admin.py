@@ -26,7 +26,6 @@ import hmac
 import io
 import logging
 import math
-import os
 import secrets
 import sqlite3
 import threading
@@ -60,7 +59,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr import charts
 from ivr.catalog import Catalog
-from ivr.config import Settings
+from ivr.config import Settings, stored_secret
 from ivr.report import cases as report_cases
 from ivr.store import CASE_STATUSES
 
@@ -330,15 +329,7 @@ def secret_key(settings: Settings) -> str | None:
         return settings.secret_key
     if not settings.admin_password:
         return None
-    path = Path(settings.database).parent / "secret.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-    return path.read_text().strip()
+    return stored_secret(Path(settings.database).parent / "secret.key")
 
 
 class FailedLogins:

@@ -60,13 +60,17 @@ class Settings:
         return replace(self, auth_token=token, caller_key=self.caller_key or self._stored_key())
 
     def _stored_key(self) -> bytes:
-        """A random caller-hash key generated once and kept beside the database."""
-        path = self.database.parent / "caller.key"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-        return path.read_bytes().strip()
+        return stored_secret(self.database.parent / "caller.key").encode()
+
+
+def stored_secret(path: Path) -> str:
+    """A random secret generated once into `path` (mode 0600) and read back ever after, so
+    every gunicorn worker and every restart uses the same one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return path.read_text().strip()
