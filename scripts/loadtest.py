@@ -1,0 +1,729 @@
+#!/usr/bin/env python3
+"""Load test for the phone line: many simultaneous simulated calls against gunicorn.
+
+It starts gunicorn (or targets --url) with several workers on one temporary SQLite file and
+keeps N calls going for a fixed time through the browse, rating and complaint paths (a call
+that ends is followed at once by a new one on the same "line"). Every request is signed as
+Twilio signs it (ivr.simulate.sign) and every reply is parsed as TwiML
+(ivr.simulate.parse_twiml): the calls follow Gather actions, Redirects and Record actions as
+Twilio would, and end with the status callback. The client is asynchronous (aiohttp, one
+connection pool, uvloop when installed) so the generator is not the bottleneck.
+
+In the same run it measures a bare Flask "hello" app (scripts/hello_app.py) under the same
+gunicorn settings, with the same client and concurrency, and reports the line's throughput
+as a share of that baseline. The two take turns in --rounds slices, so that whatever else
+the machine does weighs on both alike.
+
+Afterwards it reads the database: every answer that got a successful reply must be stored,
+exactly as sent, and no caller's phone number may appear anywhere in the database files
+(iterdump, the raw file and its WAL) or in the server log.
+
+    python scripts/loadtest.py --calls 64 --think 0 --duration 30                  # saturation
+    python scripts/loadtest.py --calls 500 --think 1 --duration 60 --no-baseline   # capacity
+    python scripts/loadtest.py --find-capacity 200,300,400,500 --think 1 --duration 60 \
+        --no-baseline            # the largest count whose webhook p99 stays under 100 ms
+    python scripts/loadtest.py --calls 20 --duration 5 --workers 2 --json          # quick check
+
+gunicorn defaults: 4 workers, gthread, 2 threads each, keep-alive 75 s, backlog 2048.
+All traffic goes to 127.0.0.1 (or the --url given). Exit status 0 when there were no errors,
+every answer sent was stored and no phone number was found; 1 otherwise. Timings are
+reported, never judged in the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import resource
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+import yarl
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a plain script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from ivr.catalog import Catalog, load_catalog  # noqa: E402
+from ivr.simulate import (  # noqa: E402
+    Dial,
+    Gather,
+    Hangup,
+    Record,
+    Redirect,
+    SimulatorError,
+    parse_twiml,
+    sign,
+)
+
+TOKEN = "loadtest-auth-token-0123456789"
+CALLER_KEY = "loadtest-caller-key"
+ACCOUNT_SID = "AC" + "0" * 32
+TWILIO_TIMEOUT = 15.0  # Twilio gives up on a webhook after 15 s
+MAX_STEPS = 40  # documents per call: a loop in the flow cannot run away
+DRAIN_SECONDS = 20.0  # after the deadline, how long in-flight requests may take
+KINDS = ("browse", "rating", "complaint")
+P99_LIMIT_MS = 100.0
+
+
+# --- gunicorn ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerOptions:
+    workers: int = 4
+    worker_class: str = "gthread"
+    threads: int = 2
+    backlog: int = 2048
+    keepalive: int = 75
+
+    def args(self) -> list[str]:
+        args = ["-w", str(self.workers), "-k", self.worker_class, "--backlog", str(self.backlog),
+                "--keep-alive", str(self.keepalive)]
+        if self.worker_class == "gthread":
+            args += ["--threads", str(self.threads)]
+        return args
+
+
+class Server:
+    """gunicorn on 127.0.0.1 and a free port; its log goes to a file (searched afterwards)."""
+
+    def __init__(self, app: str, options: ServerOptions, env: dict[str, str], log_path: Path,
+                 pythonpath: str | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        command = [sys.executable, "-m", "gunicorn", *options.args(), "-b",
+                   f"127.0.0.1:{self.port}", "--log-level", "warning"]
+        if pythonpath:
+            command += ["--pythonpath", pythonpath]
+        self.command = [*command, app]
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(self.command, env={**os.environ, **env}, cwd=ROOT,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not start: {' '.join(self.command)}\n"
+                           + self.log_path.read_text(errors="replace")[-2000:])
+
+    def pids(self) -> list[int]:
+        """The master and its workers (children of the master)."""
+        pid = self.process.pid
+        found = [pid]
+        for children in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                found += [int(c) for c in children.read_text().split()]
+            except OSError:
+                pass
+        return found
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the master and its current workers."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.log.close()
+
+
+# --- calls ---------------------------------------------------------------------------------
+
+
+def node_kind(url: str) -> str:
+    """Group webhook URLs by the kind of node: /voice, main, category, rate/q, status, ..."""
+    path = urlsplit(url).path.rstrip("/")
+    if path in ("", "/voice"):
+        return "/voice"
+    if path == "/voice/status":
+        return "status"
+    if path == "/voice/recording":
+        return "recording"
+    parts = path.split("/")[3:]  # ['', 'voice', lang, node...]
+    kept: list[str] = []
+    for part in parts:
+        kept.append(part)
+        if part in ("category", "service", "case", "q", "province"):
+            break  # what follows is an identifier, not a kind of node
+    return "/".join(kept) or "?"
+
+
+@dataclass
+class Plan:
+    """One scripted call: the Digits it posts, in order, and the answers it gives."""
+
+    kind: str
+    digits: list[str]
+    answers: dict[int, tuple[str, str]] = field(default_factory=dict)  # q number -> (id, value)
+
+
+def plan_call(kind: str, catalog: Catalog, rng: random.Random) -> Plan:
+    lang = rng.choice(["1", "2"])  # Khmer or English at the greeting
+    category_no = rng.randrange(min(8, len(catalog.categories)))
+    category = catalog.categories[category_no]
+    service_no = rng.randrange(min(8, len(category.services)))
+    office = rng.choice(catalog.offices)
+    if kind == "browse":
+        return Plan(kind, [lang, "1", str(category_no + 1), str(service_no + 1), "1", "#"])
+    if kind == "complaint":
+        topic = rng.randrange(min(8, len(catalog.topics)))
+        return Plan(kind, [lang, "4", str(topic + 1), "1", office.code])
+    digits = [lang, "2", "1", office.code, str(category_no + 1), str(service_no + 1)]
+    answers: dict[int, tuple[str, str]] = {}
+    for number, question in enumerate(catalog.survey, start=1):
+        if question.optional and rng.random() < 0.3:
+            key, value = "9", "skipped"
+        elif question.type == "scale":
+            key = str(rng.randint(1, 5))
+            value = key
+        elif question.type == "yes-no":
+            key = rng.choice(["1", "2"])
+            value = "yes" if key == "1" else "no"
+        else:
+            index = rng.randrange(len(question.options))
+            key, value = str(index + 1), question.options[index].id
+        digits.append(key)
+        answers[number] = (question.id, value)
+    digits.append("1" if rng.random() < 0.25 else "2")  # a recorded comment, or none
+    return Plan(kind, digits, answers)
+
+
+@dataclass
+class Phase:
+    """What one timed run measured."""
+
+    name: str
+    calls: int
+    think: float
+    duration: float
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: Counter = field(default_factory=Counter)
+    error_samples: list[str] = field(default_factory=list)
+    in_window: int = 0
+    requests: int = 0
+    calls_started: int = 0
+    calls_completed: int = 0
+    answers_sent: set = field(default_factory=set)  # (sid, question, value), 2xx replies
+    answers_unsure: set = field(default_factory=set)  # the reply was lost: maybe stored
+    recordings_sent: set = field(default_factory=set)
+    numbers: list[str] = field(default_factory=list)
+    sids: set = field(default_factory=set)
+    workers_replaced: int = 0  # workers that died (or were killed) during the run
+    slices: int = 0  # timed runs added up in this phase (alternating with the baseline)
+    wall: float = 0.0
+    generator_cpu_s: float = 0.0
+    server_cpu_s: float | None = None
+
+    def error(self, kind: str, detail: str) -> None:
+        self.errors[kind] += 1
+        if len(self.error_samples) < 10:
+            self.error_samples.append(f"{kind}: {detail[:300]}")
+
+    def summary(self) -> dict[str, Any]:
+        every = [x for values in self.latencies.values() for x in values]
+        return {
+            "name": self.name, "calls": self.calls, "think_s": self.think,
+            "duration_s": self.duration, "slices": self.slices, "requests": self.requests,
+            "requests_per_s": round(self.in_window / self.duration, 1),
+            "calls_started": self.calls_started, "calls_completed": self.calls_completed,
+            "errors": dict(self.errors), "error_count": sum(self.errors.values()),
+            "error_samples": self.error_samples,
+            "latency_ms": {"all": percentiles(every),
+                           **{k: percentiles(v) for k, v in sorted(self.latencies.items())}},
+            "workers_replaced": self.workers_replaced,
+            "generator_cpu_cores": round(self.generator_cpu_s / self.wall, 2),
+            "server_cpu_cores": (None if self.server_cpu_s is None
+                                 else round(self.server_cpu_s / self.wall, 2)),
+        }
+
+
+def percentiles(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"count": 0}
+    ordered = sorted(values)
+
+    def rank(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, max(0, int(p * len(ordered) + 0.5) - 1))], 1)
+
+    return {"count": len(ordered), "p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99),
+            "max": round(ordered[-1], 1)}
+
+
+class Generator:
+    """Runs the calls of one phase against one base URL."""
+
+    def __init__(self, base: str, catalog: Catalog, phase: Phase, duration: float, seed: int):
+        self.base = base.rstrip("/")
+        self.catalog = catalog
+        self.phase = phase
+        self.rng = random.Random(seed)
+        self.number_base = self.rng.randrange(10_000_000, 80_000_000)
+        self.count = 0
+        self.session: aiohttp.ClientSession | None = None
+        self.start = self.deadline = 0.0
+        self.duration = duration
+
+    async def run(self) -> None:
+        phase = self.phase
+        connector = aiohttp.TCPConnector(limit=phase.calls + 8, limit_per_host=0,
+                                         force_close=False, enable_cleanup_closed=True)
+        timeout = aiohttp.ClientTimeout(total=TWILIO_TIMEOUT)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            self.session = session
+            self.start = time.monotonic()
+            self.deadline = self.start + self.duration
+            slots = [asyncio.create_task(self.slot(i)) for i in range(phase.calls)]
+            done, pending = await asyncio.wait(slots, timeout=self.duration + DRAIN_SECONDS)
+            for task in pending:
+                task.cancel()
+                phase.error("hung", "a call was still waiting after the drain time")
+            for task in done:
+                if task.exception() is not None:
+                    phase.error("generator", repr(task.exception()))
+
+    async def slot(self, index: int) -> None:
+        """One caller after another on this line, until the time is up."""
+        if self.phase.think > 0:  # callers do not all ring in the same millisecond
+            await asyncio.sleep(self.rng.uniform(0, self.phase.think))
+        n = 0
+        while time.monotonic() < self.deadline:
+            kind = KINDS[(index + n) % len(KINDS)]
+            n += 1
+            await self.call(plan_call(kind, self.catalog, self.rng))
+
+    async def call(self, plan: Plan) -> None:
+        phase = self.phase
+        phase.calls_started += 1
+        self.count += 1
+        sid = "CA" + secrets.token_hex(16)
+        number = f"+8551{self.number_base + self.count:08d}"
+        phase.numbers.append(number)
+        phase.sids.add(sid)
+        params = {"CallSid": sid, "AccountSid": ACCOUNT_SID, "From": number,
+                  "To": "+85523000000", "Caller": number, "Called": "+85523000000",
+                  "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
+                  "FromCountry": "KH", "ToCountry": "KH"}
+        script = list(plan.digits)
+        url, extra = self.base + "/voice", {}
+        for _ in range(MAX_STEPS):
+            if time.monotonic() >= self.deadline:
+                return  # the caller is cut off: no status callback
+            verbs = await self.post(url, {**params, **extra})
+            answer = self.answer_in(plan, url, extra)
+            if verbs is None:
+                if answer:
+                    phase.answers_unsure.add((sid, *answer))
+                return
+            if answer:
+                phase.answers_sent.add((sid, *answer))
+            params["CallStatus"] = "in-progress"
+            target = await self.follow(verbs, script, url, params, extra)
+            if target is None:
+                break
+            url, extra = target
+            await self.think()
+        else:
+            phase.error("flow", f"more than {MAX_STEPS} documents in a {plan.kind} call")
+            return
+        if time.monotonic() < self.deadline:
+            status = await self.post(self.base + "/voice/status",
+                                     {**params, "CallStatus": "completed",
+                                      "CallDuration": "60"}, twiml=False)
+            if status is not None:
+                phase.calls_completed += 1
+
+    def answer_in(self, plan: Plan, url: str, extra: dict[str, str]) -> tuple[str, str] | None:
+        """The survey answer this request carries, if it is one."""
+        if plan.kind != "rating" or "Digits" not in extra:
+            return None
+        match = re.search(r"/rate/q/(\d+)$", urlsplit(url).path)
+        if not match:
+            return None
+        return plan.answers.get(int(match.group(1)))
+
+    async def follow(self, verbs: list, script: list[str], url: str, params: dict[str, str],
+                     extra: dict[str, str]) -> tuple[str, dict[str, str]] | None:
+        """Run a document as Twilio would: where to go next, or None when the call ends."""
+        for verb in verbs:
+            if isinstance(verb, Gather):
+                if not script:
+                    return None  # the caller hangs up at a menu
+                return verb.action or url, {"Digits": script.pop(0)}
+            if isinstance(verb, Redirect):
+                return verb.url, {}
+            if isinstance(verb, Record):
+                return await self.record(verb, url, params)
+            if isinstance(verb, Dial):
+                return (verb.action, {"DialCallStatus": "busy"}) if verb.action else None
+            if isinstance(verb, Hangup):
+                return None
+        return None
+
+    async def record(self, verb: Record, url: str, params: dict[str, str]
+                     ) -> tuple[str, dict[str, str]]:
+        """The caller speaks for 5 s and presses #: the status callback, then the action."""
+        await self.think()
+        recording_sid = "RE" + secrets.token_hex(16)
+        recording = {"RecordingSid": recording_sid, "RecordingDuration": "5",
+                     "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}"
+                                     f"/Recordings/{recording_sid}"}
+        if verb.recording_status_callback:
+            ok = await self.post(verb.recording_status_callback,
+                                 {**params, **recording, "RecordingStatus": "completed"},
+                                 twiml=False)
+            if ok is not None:
+                self.phase.recordings_sent.add(recording_sid)
+        return verb.action or url, {**recording, "Digits": "#"}
+
+    async def think(self) -> None:
+        if self.phase.think > 0:
+            await asyncio.sleep(max(0.0, min(self.phase.think, self.deadline - time.monotonic())))
+        else:
+            await asyncio.sleep(0)
+
+    async def post(self, url: str, params: dict[str, str], twiml: bool = True) -> list | None:
+        """One signed webhook; the verbs of its reply, or None after an error (counted)."""
+        assert self.session is not None
+        phase = self.phase
+        headers = {"X-Twilio-Signature": sign(TOKEN, url, params),
+                   "Content-Type": "application/x-www-form-urlencoded"}
+        form = urlencode(params).encode()  # as Twilio posts it (aiohttp's FormData is slow)
+        kind = node_kind(url)
+        began = time.monotonic()
+        try:
+            async with self.session.post(yarl.URL(url, encoded=True), data=form,
+                                         headers=headers, allow_redirects=False) as reply:
+                body = await reply.read()
+                status, content_type = reply.status, reply.headers.get("Content-Type", "")
+        except asyncio.TimeoutError:
+            phase.error("timeout", url)
+            return None
+        except aiohttp.ClientError as exc:
+            phase.error("connection", f"{url}: {exc!r}")
+            return None
+        finished = time.monotonic()
+        phase.requests += 1
+        if finished <= self.deadline:
+            phase.in_window += 1
+        phase.latencies[kind].append((finished - began) * 1000)
+        if status != 200:
+            phase.error(f"http {status}", f"{url}: {body[:200]!r}")
+            return None
+        if "xml" not in content_type.lower():
+            phase.error("non-twiml", f"{url}: {content_type}")
+            return None
+        try:
+            verbs = parse_twiml(body, url)
+        except SimulatorError as exc:
+            phase.error("bad-twiml", str(exc))
+            return None
+        return verbs if twiml else []
+
+
+def run_phase(phase: Phase, base: str, catalog: Catalog, duration: float, seed: int,
+              server: Server | None) -> Phase:
+    """Run the phase's calls for `duration` seconds (added to what the phase has measured)."""
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    server_before = server.cpu_seconds() if server else None
+    workers_before = set(server.pids()[1:]) if server else set()
+    wall = time.monotonic()
+    generator = Generator(base, catalog, phase, duration, seed).run()
+    try:
+        import uvloop  # a faster event loop, if installed: the generator costs less CPU
+    except ImportError:
+        asyncio.run(generator)
+    else:
+        uvloop.run(generator)
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    phase.wall += time.monotonic() - wall
+    phase.slices += 1
+    phase.generator_cpu_s += ((cpu_after.ru_utime - cpu_before.ru_utime)
+                              + (cpu_after.ru_stime - cpu_before.ru_stime))
+    if server is not None and server_before is not None:
+        phase.server_cpu_s = (phase.server_cpu_s or 0.0) + server.cpu_seconds() - server_before
+        if server.process.poll() is not None:
+            phase.error("server-exited", f"gunicorn exited with {server.process.returncode}")
+        phase.workers_replaced += len(workers_before - set(server.pids()[1:]))
+    return phase
+
+
+# --- the database afterwards ----------------------------------------------------------------
+
+
+def check_database(database: Path, phases: list[Phase], extra_files: list[Path]
+                   ) -> dict[str, Any]:
+    """Answers sent vs stored, recordings sent vs stored, and no raw phone number anywhere."""
+    sids = set().union(*(p.sids for p in phases))
+    sent = set().union(*(p.answers_sent for p in phases))
+    unsure = set().union(*(p.answers_unsure for p in phases))
+    recordings_sent = set().union(*(p.recordings_sent for p in phases))
+    with sqlite3.connect(database) as conn:
+        stored = {row for row in conn.execute(
+            "SELECT f.call_sid, a.question, a.value FROM answers a "
+            "JOIN feedback f ON f.id = a.feedback_id") if row[0] in sids}
+        recordings = {row[0] for row in conn.execute(
+            "SELECT recording_sid FROM recordings") if row[0] in recordings_sent}
+        dump = "\n".join(conn.iterdump())
+    missing = sent - stored
+    unexpected = stored - sent - unsure
+    texts = [dump]
+    for path in [database, *extra_files, Path(f"{database}-wal"),
+                 database.with_name(database.name + ".spool.jsonl")]:
+        if path.exists():
+            texts.append(path.read_bytes().decode("utf-8", errors="ignore"))
+    numbers = [n for p in phases for n in p.numbers]
+    found = find_numbers(texts, numbers)
+    return {
+        "answers_sent": len(sent), "answers_stored": len(stored),
+        "answers_missing": len(missing), "answers_unexpected": len(unexpected),
+        "answers_reply_lost": len(unsure),
+        "missing_samples": sorted(missing)[:5],
+        "recordings_sent": len(recordings_sent), "recordings_stored": len(recordings),
+        "feedback_rows": len({s for s, _, _ in stored}),
+        "caller_numbers_used": len(numbers), "raw_numbers_found": found[:10],
+        "database_dump_bytes": len(dump),
+    }
+
+
+def find_numbers(texts: list[str], numbers: list[str]) -> list[str]:
+    """Which of the callers' numbers occur in the texts, with or without +855 or a 0."""
+    wanted = {n.removeprefix("+855"): n for n in numbers}  # the 9 digits after +855
+    width = len(next(iter(wanted))) if wanted else 9
+    found = set()
+    for text in texts:
+        for run in re.findall(rf"\d{{{width},}}", text):
+            for i in range(len(run) - width + 1):
+                if run[i:i + width] in wanted:
+                    found.add(wanted[run[i:i + width]])
+    return sorted(found)
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+
+def print_phase(summary: dict[str, Any]) -> None:
+    print(f"\n== {summary['name']}: {summary['calls']} calls, think {summary['think_s']} s, "
+          f"{summary['duration_s']} s ==")
+    print(f"  requests {summary['requests']}  ({summary['requests_per_s']} req/s)   "
+          f"calls started {summary['calls_started']}, completed {summary['calls_completed']}")
+    print(f"  errors {summary['error_count']}  {summary['errors'] or ''}"
+          + (f"  workers replaced: {summary['workers_replaced']}"
+             if summary["workers_replaced"] else ""))
+    for sample in summary["error_samples"][:5]:
+        print(f"    {sample}")
+    cpu = summary["server_cpu_cores"]
+    print(f"  generator CPU {summary['generator_cpu_cores']} cores"
+          + (f", server CPU {cpu} cores" if cpu is not None else ""))
+    print(f"  {'webhook':22} {'count':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8}")
+    for kind, stats in summary["latency_ms"].items():
+        if stats.get("count"):
+            print(f"  {kind:22} {stats['count']:7} {stats['p50']:8} {stats['p95']:8} "
+                  f"{stats['p99']:8} {stats['max']:8}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=64, help="simultaneous calls (64)")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds each caller pauses between steps (0: saturation)")
+    parser.add_argument("--duration", type=float, default=25.0, help="seconds per run (25)")
+    parser.add_argument("--find-capacity", metavar="N,N,...",
+                        help="try these call counts in turn; report the largest whose webhook "
+                             f"p99 stays under --p99-limit ({P99_LIMIT_MS:g} ms) with no error")
+    parser.add_argument("--p99-limit", type=float, default=P99_LIMIT_MS)
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the bare Flask baseline (scripts/hello_app.py)")
+    parser.add_argument("--url", help="target a running line instead of starting gunicorn "
+                        "(it must use the token in --token; no baseline)")
+    parser.add_argument("--token", default=TOKEN, help="TWILIO_AUTH_TOKEN of the target")
+    parser.add_argument("--database", type=Path,
+                        help="the target's SQLite file, to check answers (with --url)")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=2, help="threads per gthread worker (2)")
+    parser.add_argument("--backlog", type=int, default=2048)
+    parser.add_argument("--keepalive", type=int, default=75,
+                        help="seconds an idle keep-alive connection is held (gthread)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the baseline and the line take turns in this many slices (3)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    if args.url and not args.no_baseline:
+        args.no_baseline = True
+    if args.url:
+        args.url = args.url.rstrip("/")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    global TOKEN
+    args = parse_args(argv)
+    TOKEN = args.token
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    catalog = load_catalog(ROOT / "catalog.yaml")
+    options = ServerOptions(args.workers, args.worker_class, args.threads, args.backlog,
+                            args.keepalive)
+    workdir = Path(tempfile.mkdtemp(prefix="ivr-loadtest-"))
+    database = args.database if args.url else workdir / "ivr.db"
+    env = {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATABASE": str(database),
+           "IVR_CATALOG": str(ROOT / "catalog.yaml"), "IVR_PROMPTS": str(ROOT / "prompts"),
+           "IVR_AUDIO_DIR": str(ROOT / "audio"), "IVR_CALLER_KEY": CALLER_KEY}
+    counts = ([int(n) for n in args.find_capacity.split(",")] if args.find_capacity
+              else [args.calls])
+    report: dict[str, Any] = {
+        "seed": seed, "cpus": os.cpu_count(),
+        "gunicorn": None if args.url else " ".join(["gunicorn", *options.args()]),
+        "target": args.url or "gunicorn on 127.0.0.1", "think_s": args.think,
+        "duration_s": args.duration,
+    }
+    say = (lambda *a: None) if args.json else print
+    logs: list[Path] = []
+    servers: list[Server] = []
+    phases: list[Phase] = []
+    runs: list[dict[str, Any]] = []
+    baseline: Phase | None = None
+    try:
+        hello = None
+        if not args.no_baseline:
+            logs.append(workdir / "hello.log")
+            hello = Server("hello_app:app", options, {}, logs[-1],
+                           pythonpath=str(ROOT / "scripts"))
+            servers.append(hello)
+        line_server = None
+        if not args.url:
+            logs.append(workdir / "line.log")
+            line_server = Server("ivr:create_app()", options, env, logs[-1])
+            servers.append(line_server)
+        base = args.url or line_server.url  # type: ignore[union-attr]
+        for i, count in enumerate(counts):
+            phase = Phase(f"the line ({count} calls)", count, args.think, args.duration)
+            phases.append(phase)
+            if hello is not None and i == 0:
+                # The baseline and the line take turns, in short slices, so that whatever
+                # else the machine is doing weighs on both alike.
+                baseline = Phase("baseline (bare Flask hello)", count, args.think,
+                                 args.duration)
+                rounds = max(1, args.rounds)
+                for r in range(rounds):
+                    say(f"slice {r + 1}/{rounds}: bare Flask hello, then the line, "
+                        f"{count} calls, {args.duration / rounds:g} s each ...")
+                    run_phase(baseline, hello.url, catalog, args.duration / rounds, seed + r,
+                              hello)
+                    run_phase(phase, base, catalog, args.duration / rounds,
+                              seed + 1000 + r, line_server)
+            else:
+                say(f"the line: {count} calls, think {args.think:g} s, {args.duration:g} s ...")
+                run_phase(phase, base, catalog, args.duration, seed + 1000 + i, line_server)
+            summary = phase.summary()
+            summary["p99_ok"] = summary["latency_ms"]["all"].get("p99", 0) < args.p99_limit
+            runs.append(summary)
+            if args.find_capacity and (summary["error_count"] or not summary["p99_ok"]):
+                break
+    finally:
+        for server in servers:
+            server.stop()
+    if baseline is not None:
+        report["baseline"] = baseline.summary()
+    report["runs"] = runs
+    line = runs[0]
+    if baseline is not None and report["baseline"]["requests_per_s"]:
+        report["ratio_to_baseline"] = round(line["requests_per_s"]
+                                            / report["baseline"]["requests_per_s"], 3)
+    if args.find_capacity:
+        good = [r["calls"] for r in runs if not r["error_count"] and r["p99_ok"]]
+        report["capacity_calls"] = max(good) if good else 0
+    try:
+        if database and Path(database).exists():
+            report["database"] = check_database(Path(database), phases, logs)
+    finally:
+        if not args.keep:
+            for path in sorted(workdir.glob("*")):
+                path.unlink()
+            workdir.rmdir()
+    errors = sum(r["error_count"] for r in runs) + (
+        report["baseline"]["error_count"] if baseline is not None else 0)
+    db = report.get("database", {})
+    report["ok"] = bool(
+        errors == 0 and (not db or (db["answers_missing"] == 0
+                                    and db["answers_unexpected"] == 0
+                                    and db["recordings_sent"] == db["recordings_stored"]
+                                    and not db["raw_numbers_found"])))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for summary in ([report["baseline"]] if baseline is not None else []) + runs:
+            print_phase(summary)
+        print()
+        if "ratio_to_baseline" in report:
+            print(f"throughput: {line['requests_per_s']} req/s = "
+                  f"{report['ratio_to_baseline']:.2f} x the bare Flask baseline "
+                  f"({report['baseline']['requests_per_s']} req/s)")
+        if "capacity_calls" in report:
+            print(f"capacity: {report['capacity_calls']} simultaneous calls with webhook p99 "
+                  f"< {args.p99_limit:g} ms and no error")
+        if "database" in report:
+            print(f"answers sent {db['answers_sent']}, stored {db['answers_stored']} "
+                  f"(missing {db['answers_missing']}, unexpected {db['answers_unexpected']}); "
+                  f"recordings sent {db['recordings_sent']}, stored {db['recordings_stored']}; "
+                  f"raw phone numbers found: {len(db['raw_numbers_found'])} of "
+                  f"{db['caller_numbers_used']} used")
+        if report["gunicorn"]:
+            print(f"gunicorn: {report['gunicorn']}")
+        print("OK" if report["ok"] else "FAILED")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

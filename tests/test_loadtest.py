@@ -1,0 +1,69 @@
+"""A short, bounded run of scripts/loadtest.py (gunicorn, two workers, twenty callers, a few
+seconds): no error, every answer sent is stored, no phone number in the database. Timings
+are reported by the script, never asserted here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+SCRIPT = ROOT / "scripts" / "loadtest.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("loadtest", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["loadtest"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_short_load_run_loses_no_answer_and_stores_no_phone_number():
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--calls", "20", "--duration", "4", "--think", "0",
+         "--workers", "2", "--rounds", "1", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    line, baseline = report["runs"][0], report["baseline"]
+    assert baseline["error_count"] == 0, baseline["error_samples"]
+    assert line["error_count"] == 0, line["error_samples"]
+    assert line["requests"] > 0 and baseline["requests"] > 0
+    kinds = set(line["latency_ms"])
+    assert {"/voice", "main", "rate/q", "status"} <= kinds  # the paths were really walked
+    db = report["database"]
+    assert db["answers_sent"] > 0
+    assert db["answers_sent"] == db["answers_stored"]
+    assert db["answers_missing"] == 0 and db["answers_unexpected"] == 0
+    assert db["recordings_sent"] == db["recordings_stored"]
+    assert db["caller_numbers_used"] > 0 and db["raw_numbers_found"] == []
+    assert report["ok"] and done.returncode == 0
+
+
+def test_the_number_search_finds_a_number_in_any_form():
+    loadtest = load_script()
+    numbers = ["+855112345678", "+855198765432"]
+    assert loadtest.find_numbers(["hash 3fa9c0 and nothing else"], numbers) == []
+    assert loadtest.find_numbers(["INSERT ... '+855112345678'"], numbers) == ["+855112345678"]
+    assert loadtest.find_numbers(['{"From": "855198765432"}'], numbers) == ["+855198765432"]
+    assert loadtest.find_numbers(["local 0112345678"], numbers) == ["+855112345678"]
+
+
+def test_webhook_urls_are_grouped_by_kind_of_node():
+    kind = load_script().node_kind
+    base = "http://127.0.0.1:8000"
+    assert kind(base + "/voice") == "/voice"
+    assert kind(base + "/voice/status") == "status"
+    assert kind(base + "/voice/km/main?a=1") == "main"
+    assert kind(base + "/voice/en/category/transport?p=2") == "category"
+    assert kind(base + "/voice/km/service/birth-copy/fee/1") == "service"
+    assert kind(base + "/voice/km/rate/office/code?s=x") == "rate/office/code"
+    assert kind(base + "/voice/km/rate/q/3?o=a&s=b") == "rate/q"
+    assert kind(base + "/voice/en/complaint/office/province/01?t=x") == \
+        "complaint/office/province"
+    assert kind(base + "/voice/km/case/123456") == "case"

@@ -1,0 +1,198 @@
+"""Fault injection: a gunicorn worker is killed (SIGKILL) while callers are rating services.
+
+The line must keep answering (gunicorn starts a new worker; later calls go through whole),
+no request may get a 5xx, the only failures are connections the dead worker held (at most
+the requests in flight when it died), and every answer that got a successful reply is in
+the database: nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from ivr.simulate import Gather, SimulatorError, parse_twiml, sign
+from tests.conftest import ROOT, TOKEN
+
+WORKERS = 4
+CALLS_BEFORE = 24  # rating calls during which a worker is killed
+CALLS_AFTER = 8  # calls started once the new worker is up: every one must go through
+CALLERS = 12  # calls at the same time
+KILL_AFTER = 60  # requests answered before the kill
+CODES = ["0105", "0110", "0203", "0204", "0206"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def workers_of(master: int) -> set[int]:
+    """The worker processes: children of the gunicorn master."""
+    found: set[int] = set()
+    for children in Path(f"/proc/{master}/task").glob("*/children"):
+        try:
+            found |= {int(pid) for pid in children.read_text().split()}
+        except OSError:
+            pass
+    return found
+
+
+@pytest.fixture
+def line(tmp_path: Path):
+    port = free_port()
+    env = {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "IVR_CATALOG": str(ROOT / "catalog.yaml"),
+           "IVR_PROMPTS": str(ROOT / "prompts"), "IVR_AUDIO_DIR": str(tmp_path / "audio"),
+           "IVR_DATABASE": str(tmp_path / "ivr.db"), "IVR_CALLER_KEY": "k"}
+    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", "2",
+         "-b", f"127.0.0.1:{port}", "--log-level", "warning", "ivr:create_app()"],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if (requests.get(base + "/health", timeout=2).ok
+                        and len(workers_of(server.pid)) == WORKERS):
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail("gunicorn did not start: "
+                        + (tmp_path / "gunicorn.log").read_text(errors="replace")[-2000:])
+        yield base, server.pid, tmp_path / "ivr.db"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+        log.close()
+
+
+class Tally:
+    """What the callers saw, shared by their threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.answered = 0  # replies received
+        self.in_flight = 0
+        self.statuses: dict[int, int] = {}
+        self.connection_errors: list[str] = []
+        self.acknowledged: set[tuple[str, str, str]] = set()  # answers with a 200 reply
+        self.unsure: set[tuple[str, str, str]] = set()  # answers whose reply was lost
+
+
+def rate(base: str, i: int, tally: Tally) -> bool:
+    """One rating call over HTTP, signed as Twilio signs; True when it went through whole.
+    A new connection per request, as Twilio's webhooks come: a killed worker takes only
+    the requests it was holding."""
+    sid, number = f"CA{os.getpid():08d}{i:024d}", f"+8551{i:08d}"
+    quality, timeliness, paid = str(1 + i % 5), str(5 - i % 5), "1" if i % 3 == 0 else "2"
+    answers = {"1": ("quality", quality), "2": ("timeliness", timeliness),
+               "3": ("unofficial-payment", "yes" if paid == "1" else "no"),
+               "4": ("gender", "skipped")}
+    keys = ["2", "2", "1", CODES[i % 5], "5", str(1 + i % 6), quality, timeliness, paid, "9",
+            "2"]
+    url, extra = base + "/voice", {}
+    for key in [*keys, None]:
+        params = {"CallSid": sid, "From": number, "To": "+85523000000", **extra}
+        answer = None
+        if "/rate/q/" in url and "Digits" in extra:
+            answer = (sid, *answers[url.split("/rate/q/")[1].split("?")[0]])
+        with tally.lock:
+            tally.in_flight += 1
+        try:
+            reply = requests.post(url, data=params, timeout=15,
+                                  headers={"X-Twilio-Signature": sign(TOKEN, url, params),
+                                           "Connection": "close"})
+        except requests.RequestException as exc:
+            with tally.lock:
+                tally.connection_errors.append(f"{url}: {exc!r}"[:300])
+                if answer:
+                    tally.unsure.add(answer)
+            return False
+        finally:
+            with tally.lock:
+                tally.in_flight -= 1
+        with tally.lock:
+            tally.answered += 1
+            tally.statuses[reply.status_code] = tally.statuses.get(reply.status_code, 0) + 1
+            if reply.status_code == 200 and answer:
+                tally.acknowledged.add(answer)
+        if reply.status_code != 200:
+            return False
+        if key is None:
+            return b"reference number" in reply.content  # the thanks, with the reference
+        try:
+            gather = next(v for v in parse_twiml(reply.content, url) if isinstance(v, Gather))
+        except (SimulatorError, StopIteration):
+            return False
+        url, extra = gather.action or url, {"Digits": key}
+    return False
+
+
+def test_a_killed_worker_loses_no_acknowledged_answer_and_the_line_goes_on(line):
+    base, master, database = line
+    tally = Tally()
+    killed: dict[str, int] = {}
+
+    def killer() -> None:
+        deadline = time.monotonic() + 30
+        while tally.answered < KILL_AFTER and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with tally.lock:  # nothing starts or ends while we look and kill
+            victim = min(workers_of(master))
+            killed["in_flight"] = tally.in_flight
+            os.kill(victim, signal.SIGKILL)
+        killed["pid"] = victim
+
+    kill = threading.Thread(target=killer)
+    kill.start()
+    with ThreadPoolExecutor(CALLERS) as pool:
+        before = list(pool.map(lambda i: rate(base, i, tally), range(CALLS_BEFORE)))
+    kill.join(timeout=35)
+    assert "pid" in killed, "the worker was never killed"
+
+    deadline = time.monotonic() + 20  # gunicorn starts a new worker in its place
+    while time.monotonic() < deadline:
+        now = workers_of(master)
+        if len(now) == WORKERS and killed["pid"] not in now:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"no new worker: {workers_of(master)}")
+
+    errors_during = len(tally.connection_errors)
+    with ThreadPoolExecutor(CALLERS) as pool:
+        after = list(pool.map(lambda i: rate(base, i, tally),
+                              range(CALLS_BEFORE, CALLS_BEFORE + CALLS_AFTER)))
+
+    assert all(after), tally.connection_errors  # the line goes on: every later call whole
+    assert len(tally.connection_errors) == errors_during
+    assert set(tally.statuses) == {200}, tally.statuses  # no 5xx, ever
+    assert errors_during <= killed["in_flight"], (killed, tally.connection_errors)
+    assert sum(before) >= CALLS_BEFORE - killed["in_flight"]  # only the dead worker's calls
+
+    with sqlite3.connect(database) as conn:
+        stored = set(conn.execute(
+            "SELECT f.call_sid, a.question, a.value FROM answers a "
+            "JOIN feedback f ON f.id = a.feedback_id"))
+    assert tally.acknowledged, "no answer was acknowledged"
+    assert tally.acknowledged <= stored  # every acknowledged answer was kept
+    assert stored <= tally.acknowledged | tally.unsure  # and nothing was made up
