@@ -121,17 +121,23 @@ class Store:
         if not sid:
             return
         stamp = now()
-        db = self.db
-        db.execute(
-            "INSERT INTO calls (sid, caller_hash, language, started_at, last_node) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sid) DO UPDATE SET "
-            "language = excluded.language, last_node = excluded.last_node",
-            [sid, caller_hash(self.caller_key, caller), lang, stamp, node],
-        )
-        db.execute(
-            "INSERT INTO events (call_sid, at, lang, node, digits, event) VALUES (?,?,?,?,?,?)",
-            [sid, stamp, lang, node, digits, event],
-        )
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")  # one transaction: one lock, one commit
+        try:
+            conn.execute(
+                "INSERT INTO calls (sid, caller_hash, language, started_at, last_node) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sid) DO UPDATE SET "
+                "language = excluded.language, last_node = excluded.last_node",
+                [sid, caller_hash(self.caller_key, caller), lang, stamp, node],
+            )
+            conn.execute(
+                "INSERT INTO events (call_sid, at, lang, node, digits, event) "
+                "VALUES (?,?,?,?,?,?)", [sid, stamp, lang, node, digits, event],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def close_call(self, sid: str, caller: str, status: str, duration_s: int | None) -> None:
         """Twilio's status callback: the call is over (it may never have reached a menu)."""
