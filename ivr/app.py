@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,10 @@ class LiveCatalog:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._stamp = self._files_stamp()
-        self.catalog, self.book = self._load()
+        # (catalogue, prompt book, generation), replaced in one assignment so a request never
+        # sees a catalogue with another's prompts; the generation counts reloads, so menus
+        # rendered from an older catalogue are not reused
+        self._state = (*self._load(), 0)
         self._checked = time.monotonic()
         self._lock = threading.Lock()
 
@@ -57,7 +60,7 @@ class LiveCatalog:
                 stamp.append((str(path), None, None))
         return tuple(stamp)
 
-    def current(self) -> tuple[Catalog, PromptBook]:
+    def current(self) -> tuple[Catalog, PromptBook, int]:
         now = time.monotonic()
         if now - self._checked >= self.RECHECK_SECONDS and self._lock.acquire(blocking=False):
             try:
@@ -66,14 +69,14 @@ class LiveCatalog:
                 if stamp != self._stamp:
                     self._stamp = stamp
                     try:
-                        self.catalog, self.book = self._load()
+                        self._state = (*self._load(), self._state[2] + 1)
                         log.info("catalogue reloaded from %s", self.settings.catalog)
                     except CatalogError as exc:
                         log.error("catalogue change NOT applied, the line keeps the last good "
                                   "catalogue: %s", exc)
             finally:
                 self._lock.release()
-        return self.catalog, self.book
+        return self._state
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Line:
     audio: AudioLibrary
     store: Store
     clock: Callable[[], datetime] | None = None  # tests fix the time; None: the real clock
+    menus: dict = field(default_factory=dict)  # rendered menus, kept per process
 
     @property
     def catalog(self) -> Catalog:
@@ -96,10 +100,11 @@ class Line:
 
     def flow(self, urls: Urls, call: CallInfo | None = None) -> CallFlow:
         extra = {"now": self.clock} if self.clock else {}
-        catalog, book = self.live.current()
+        catalog, book, generation = self.live.current()
         return CallFlow(catalog, book, self.audio, urls, store=self.store,
                         call=call or CallInfo(),
-                        caller_id=self.settings.caller_id, **extra)
+                        caller_id=self.settings.caller_id,
+                        cache=self.menus, generation=generation, **extra)
 
 
 def load_line(settings: Settings) -> Line:

@@ -72,13 +72,19 @@ class AudioLibrary:
             self._entries = read_manifest(self.audio_dir)
             self._stamp = stamp
 
-    def find(self, key: str, lang: str, text: str) -> AudioEntry | None:
-        """The audio for this prompt, if rendered from exactly this text and present."""
+    def version(self) -> tuple[int, int] | None:
+        """The manifest's identity (re-checked at most once a second): what was rendered
+        from one version is valid until the next."""
         now = time.monotonic()
         if now - self._checked > RECHECK_SECONDS:
             with self._lock:
                 self._checked = now
                 self._reload()
+        return self._stamp
+
+    def find(self, key: str, lang: str, text: str) -> AudioEntry | None:
+        """The audio for this prompt, if rendered from exactly this text and present."""
+        self.version()
         entry = self._entries.get((key, lang))
         if entry is not None and entry.text == text:
             return entry

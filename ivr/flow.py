@@ -29,6 +29,7 @@ WELCOME_TIMEOUT = 3  # the greeting waits less: no key simply means Khmer
 FALLBACK_SAY_LANGUAGE = "en-US"  # <Say> has no Khmer voice (PITFALLS.md)
 MAIN = "main"
 WELCOME = "welcome"
+CACHE_SIZE = 20_000  # rendered menus kept per process (a few KB each)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Urls(Protocol):
 
     def audio(self, file: str) -> str: ...
 
+    key: str  # what the URLs depend on (the public host), for keeping rendered menus
+
     def recording_callback(self, pos: Position, kind: str) -> str: ...
 
 
@@ -70,7 +73,7 @@ class CallInfo:
 class Outcome:
     """The TwiML for one step and what happened, for the call funnel in `events`."""
 
-    response: VoiceResponse
+    response: VoiceResponse | str
     event: str
     node: str
 
@@ -85,6 +88,11 @@ class Menu:
     num_digits: int | None = 1  # None: a code of several keys ended with '#'
     on_digits: Callable[[str], Position | None] | None = None  # keys that are answers
     invalid_prompt: str = "error.invalid"
+    cacheable: bool = True  # False when the prompts depend on stored data
+
+
+class Rendered(str):
+    """TwiML already rendered to text (a kept menu): str() of it is the document."""
 
 
 @dataclass
@@ -100,7 +108,8 @@ class CallFlow:
 
     def __init__(self, catalog: Catalog, book: PromptBook, audio: AudioLibrary, urls: Urls,
                  store: Any = None, call: CallInfo | None = None, caller_id: str | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 cache: dict | None = None, generation: int = 0):
         self.catalog = catalog
         self.book = book
         self.audio = audio
@@ -109,6 +118,8 @@ class CallFlow:
         self.call = call or CallInfo()
         self.caller_id = caller_id
         self.now = now
+        self.cache = cache
+        self.generation = generation  # of the catalogue and prompts: part of a kept menu's key
         # Main-menu branches: (prompt key, digit, node).
         self.main_items: list[tuple[str, str, str]] = [
             ("menu.main.services", "1", "categories"),
@@ -176,11 +187,29 @@ class CallFlow:
 
     # --- building TwiML --------------------------------------------------------------------
 
-    def present(self, pos: Position, before: Sequence[str] = ()) -> VoiceResponse:
-        """A menu: its prompts inside a one-key Gather, then a Redirect for silence."""
+    def present(self, pos: Position, before: Sequence[str] = ()) -> VoiceResponse | Rendered:
+        """A menu: its prompts inside a one-key Gather, then a Redirect for silence.
+
+        A menu's TwiML depends only on the catalogue, the prompts, the rendered audio and
+        the host: it is kept (per process) and served again while those stay the same.
+        """
+        key = None
+        if self.cache is not None:
+            key = (self.urls.key, self.generation, self.audio.version(), pos, tuple(before))
+            if key in self.cache:
+                return self.cache[key]
         menu = self.menu(pos)
         if isinstance(menu, Action):
             return menu.run({}).response
+        response = self._present(pos, menu, before)
+        if key is not None and menu is not None and menu.cacheable:
+            if len(self.cache) >= CACHE_SIZE:
+                self.cache.clear()
+            self.cache[key] = Rendered(str(response))
+        return response
+
+    def _present(self, pos: Position, menu: Menu | None, before: Sequence[str]
+                 ) -> VoiceResponse:
         if menu is None:  # a target that vanished (catalogue reloaded): the main menu
             pos, menu = Position(pos.lang, MAIN), self._main_menu(Position(pos.lang, MAIN))
         response = VoiceResponse()

@@ -59,7 +59,7 @@ def rate_menu(flow: CallFlow, pos: Position, rest: str) -> Menu | Action | None:
         prompts = ["rate.thanks"]
         if reference:
             prompts += [*flow.reference_prompts(reference), "reference.again"]
-        return Menu([*prompts, "nav.main"], {"1": pos.to("rate/thanks")})
+        return Menu([*prompts, "nav.main"], {"1": pos.to("rate/thanks")}, cacheable=False)
     return None
 
 

@@ -24,6 +24,9 @@ bp = Blueprint("voice", __name__)
 class FlaskUrls:
     """URLs for the flow, absolute, as Twilio must request them."""
 
+    def __init__(self) -> None:
+        self.key = request.host_url if request else ""
+
     def step(self, pos: Position, noinput: bool = False) -> str:
         query: dict[str, Any] = {}
         if pos.page != 1:
@@ -57,7 +60,7 @@ def flow() -> CallFlow:
     return line().flow(FlaskUrls(), call)
 
 
-def twiml(response: VoiceResponse) -> Response:
+def twiml(response: VoiceResponse | str) -> Response:
     return Response(str(response), mimetype="text/xml")
 
 

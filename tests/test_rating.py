@@ -198,3 +198,16 @@ def test_ivr_report_terminal_csv_and_json(known_answers, monkeypatch):
     assert {row["office"] for row in as_json} == {"bavel"} and len(as_json) == 4
     for output in (table.output, exported.output):
         assert "+855" not in output
+
+
+def test_each_caller_hears_their_own_reference(twilio, settings):
+    """Menus are kept and served again, but the thanks (with a stored reference) never is."""
+    heard = []
+    for sid in ("CA" + "a" * 32, "CA" + "b" * 32):
+        call = to_survey_by_code(Caller(twilio, sid=sid).start("2"))
+        call.press("3").press("3").press("2").press("9").press("2")
+        heard.append(call.heard())
+    references = [r for (r,) in db_rows(settings, "SELECT reference FROM feedback ORDER BY id")]
+    assert len(set(references)) == 2
+    for text, reference in zip(heard, references, strict=True):
+        assert " ".join(reference) in text
