@@ -17,6 +17,21 @@ TOKEN = "test-auth-token-0123456789"
 CALLER = "+85512345678"
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def line_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for a line under gunicorn on a temporary database and audio folder."""
+    return {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "IVR_CATALOG": str(ROOT / "catalog.yaml"),
+            "IVR_PROMPTS": str(ROOT / "prompts"), "IVR_AUDIO_DIR": str(tmp_path / "audio"),
+            "IVR_DATABASE": str(tmp_path / "ivr.db"), "IVR_CALLER_KEY": "k"}
+
+
 def twiml_schema_path() -> Path:
     """TwiML.xsd from ../shared (CI clones main with shared/ beside it) or IVR_TWIML_XSD."""
     candidates = [os.environ.get("IVR_TWIML_XSD", ""), str(ROOT.parent / "shared/twiml/TwiML.xsd")]

@@ -3,8 +3,6 @@ SQLite file: every answer sent is stored exactly once."""
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,23 +14,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, TOKEN, Caller, HttpTwilio
+from tests.conftest import ROOT, Caller, HttpTwilio, free_port, line_env
 
 CALLS = 50
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def gunicorn(tmp_path: Path):
     port = free_port()
-    env = {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "IVR_CATALOG": str(ROOT / "catalog.yaml"),
-           "IVR_PROMPTS": str(ROOT / "prompts"), "IVR_AUDIO_DIR": str(tmp_path / "audio"),
-           "IVR_DATABASE": str(tmp_path / "ivr.db"), "IVR_CALLER_KEY": "k"}
+    env = line_env(tmp_path)
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}",
          "--log-level", "warning", "ivr:create_app()"],

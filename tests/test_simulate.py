@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask, Response, abort, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
-from werkzeug.serving import make_server
 
 from ivr import simulate
 from ivr.simulate import (
@@ -467,14 +465,10 @@ def test_live_call_step_by_step(app: Flask, sim: Simulator) -> None:
 
 @pytest.fixture
 def server(app: Flask) -> Iterator[str]:
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        thread.join(timeout=5)
+    from tests.browser import serve
+
+    with serve(app) as url:
+        yield url
 
 
 def test_the_same_menu_over_http(app: Flask, server: str) -> None:

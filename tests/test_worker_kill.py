@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 import requests
 
 from ivr.simulate import Gather, SimulatorError, parse_twiml, sign
-from tests.conftest import ROOT, TOKEN
+from tests.conftest import ROOT, TOKEN, free_port, line_env
 
 WORKERS = 4
 CALLS_BEFORE = 24  # rating calls during which a worker is killed
@@ -31,11 +30,6 @@ CALLERS = 12  # calls at the same time
 KILL_AFTER = 60  # requests answered before the kill
 CODES = ["0105", "0110", "0203", "0204", "0206"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def workers_of(master: int) -> set[int]:
@@ -52,9 +46,7 @@ def workers_of(master: int) -> set[int]:
 @pytest.fixture
 def line(tmp_path: Path):
     port = free_port()
-    env = {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "IVR_CATALOG": str(ROOT / "catalog.yaml"),
-           "IVR_PROMPTS": str(ROOT / "prompts"), "IVR_AUDIO_DIR": str(tmp_path / "audio"),
-           "IVR_DATABASE": str(tmp_path / "ivr.db"), "IVR_CALLER_KEY": "k"}
+    env = line_env(tmp_path)
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", "2",
