@@ -836,20 +836,15 @@ def scorecard_tables(catalog: Catalog, conn: sqlite3.Connection, filters: Filter
     tables: dict[str, Table] = {}
     office_ids = [o.id for o in catalog.offices]
     service_ids = [s.id for s in catalog.services()]
-    if "offices" in pages:
-        by_office = group_cells(catalog, cells, lambda c: c.office)
-        tables["offices"] = Table(
-            "offices", t("table.offices"),
-            score_columns(catalog, Column("name", t("col.office"))),
-            score_rows(catalog, by_office, _ordered(iter(by_office), office_ids),
-                       lambda k: office_name(catalog, k)))
-    if "services" in pages:
-        by_service = group_cells(catalog, cells, lambda c: c.service)
-        tables["services"] = Table(
-            "services", t("table.services"),
-            score_columns(catalog, Column("name", t("col.service"))),
-            score_rows(catalog, by_service, _ordered(iter(by_service), service_ids),
-                       lambda k: service_name(catalog, k)))
+    per = (("offices", "col.office", lambda c: c.office, office_ids, office_name),
+           ("services", "col.service", lambda c: c.service, service_ids, service_name))
+    for name, column, key, known, label in per:
+        if name in pages:
+            grouped = group_cells(catalog, cells, key)
+            tables[name] = Table(
+                name, t(f"table.{name}"), score_columns(catalog, Column("name", t(column))),
+                score_rows(catalog, grouped, _ordered(iter(grouped), known),
+                           lambda k, label=label: label(catalog, k)))
     by_month = group_cells(catalog, cells, lambda c: c.month)
     months = months_between(min(by_month), max(by_month)) if by_month else []
     tables["months"] = Table(

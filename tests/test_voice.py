@@ -10,7 +10,7 @@ from lxml import etree
 
 from ivr import create_app
 from ivr.voice import FlaskUrls
-from tests.conftest import CALLER, TOKEN, Twilio
+from tests.conftest import CALLER, Twilio
 
 
 def rows(settings, sql: str) -> list[tuple]:
@@ -179,11 +179,6 @@ def test_urls_carry_the_position(app):
                                noinput=True)
     assert url == "http://localhost/voice/en/category/transport?p=2&a=1&noinput=1"
 
-
-def test_token_in_tests_is_not_the_development_token():
-    from ivr.config import DEV_AUTH_TOKEN
-
-    assert TOKEN != DEV_AUTH_TOKEN
 
 
 def test_catalogue_edits_reach_the_next_call_and_broken_ones_are_refused(settings, tmp_path,
