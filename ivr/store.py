@@ -76,41 +76,40 @@ class Store:
         return self._local.db
 
     def migrate(self) -> None:
+        """Create what is missing. Every gunicorn worker runs this at start, maybe at the same
+        moment on a new file, so each statement is IF NOT EXISTS."""
         db = self.db
-        if "calls" not in db.table_names():
-            db["calls"].create({
-                "sid": str, "caller_hash": str, "language": str, "started_at": str,
-                "ended_at": str, "status": str, "duration_s": int, "last_node": str,
-            }, pk="sid")
-        if "events" not in db.table_names():
-            db["events"].create({
-                "id": int, "call_sid": str, "at": str, "lang": str, "node": str,
-                "digits": str, "event": str,
-            }, pk="id", foreign_keys=[("call_sid", "calls", "sid")])
-            db["events"].create_index(["call_sid"])
-            db["events"].create_index(["node", "event"])
-        if "feedback" not in db.table_names():
-            db["feedback"].create({
-                "id": int, "call_sid": str, "caller_hash": str, "office_id": str,
-                "service_id": str, "lang": str, "created_at": str, "reference": str,
-            }, pk="id")
-            db["feedback"].create_index(["call_sid", "office_id", "service_id"], unique=True)
-            db["feedback"].create_index(["reference"], unique=True)
-            db["feedback"].create_index(["office_id", "service_id"])
-        if "answers" not in db.table_names():
-            db["answers"].create({
-                "feedback_id": int, "question": str, "value": str, "answered_at": str,
-            }, pk=("feedback_id", "question"), foreign_keys=[("feedback_id", "feedback", "id")])
-        if "recordings" not in db.table_names():
-            db["recordings"].create({
-                "id": int, "kind": str, "call_sid": str, "caller_hash": str, "office_id": str,
-                "service_id": str, "topic": str, "lang": str, "duration_s": int,
-                "recording_sid": str, "recording_url": str, "reference": str, "status": str,
-                "note": str, "created_at": str, "updated_at": str,
-            }, pk="id", defaults={"status": "new"})
-            db["recordings"].create_index(["recording_sid"], unique=True)
-            db["recordings"].create_index(["reference"], unique=True)
-            db["recordings"].create_index(["office_id", "kind", "status"])
+        db["calls"].create({
+            "sid": str, "caller_hash": str, "language": str, "started_at": str,
+            "ended_at": str, "status": str, "duration_s": int, "last_node": str,
+        }, pk="sid", if_not_exists=True)
+        db["events"].create({
+            "id": int, "call_sid": str, "at": str, "lang": str, "node": str,
+            "digits": str, "event": str,
+        }, pk="id", foreign_keys=[("call_sid", "calls", "sid")], if_not_exists=True)
+        db["events"].create_index(["call_sid"], if_not_exists=True)
+        db["events"].create_index(["node", "event"], if_not_exists=True)
+        db["feedback"].create({
+            "id": int, "call_sid": str, "caller_hash": str, "office_id": str,
+            "service_id": str, "lang": str, "created_at": str, "reference": str,
+        }, pk="id", if_not_exists=True)
+        db["feedback"].create_index(["call_sid", "office_id", "service_id"], unique=True,
+                                    if_not_exists=True)
+        db["feedback"].create_index(["reference"], unique=True, if_not_exists=True)
+        db["feedback"].create_index(["office_id", "service_id"], if_not_exists=True)
+        db["answers"].create({
+            "feedback_id": int, "question": str, "value": str, "answered_at": str,
+        }, pk=("feedback_id", "question"), if_not_exists=True,
+            foreign_keys=[("feedback_id", "feedback", "id")])
+        db["recordings"].create({
+            "id": int, "kind": str, "call_sid": str, "caller_hash": str, "office_id": str,
+            "service_id": str, "topic": str, "lang": str, "duration_s": int,
+            "recording_sid": str, "recording_url": str, "reference": str, "status": str,
+            "note": str, "created_at": str, "updated_at": str,
+        }, pk="id", defaults={"status": "new"}, if_not_exists=True)
+        db["recordings"].create_index(["recording_sid"], unique=True, if_not_exists=True)
+        db["recordings"].create_index(["reference"], unique=True, if_not_exists=True)
+        db["recordings"].create_index(["office_id", "kind", "status"], if_not_exists=True)
         # the admin funnel groups steps by call and menu
         db["events"].create_index(["call_sid", "node", "event"], if_not_exists=True)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

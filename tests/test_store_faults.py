@@ -83,3 +83,20 @@ def test_the_audio_folder_missing_does_not_stop_the_line(settings):
     assert response.status_code == 200 and b"<Play>" not in response.data
     assert b"Welcome to the information line" in response.data  # said, not silent
     assert app.test_client().get("/audio/km/a.wav").status_code == 404
+
+
+def test_workers_starting_together_on_a_new_database_all_start(tmp_path):
+    """gunicorn starts every worker at once; each creates the schema if it is missing."""
+    import multiprocessing
+
+    path = tmp_path / "new.db"
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool:
+        pool.map(_open_store, [path] * 16)
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"calls", "events", "feedback", "answers", "recordings"} <= tables
+
+
+def _open_store(path) -> None:
+    Store(path, b"k")
