@@ -8,6 +8,7 @@ be recovered without the key.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -59,7 +60,15 @@ class Store:
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.migrate()
+        # gunicorn starts its workers together: on a new file, switching to WAL and creating
+        # tables from several processes at once fails with "database is locked" (SQLite does
+        # not wait on those), so the processes take turns here.
+        with open(self.path.with_name(self.path.name + ".migrate.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self.migrate()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -76,8 +85,7 @@ class Store:
         return self._local.db
 
     def migrate(self) -> None:
-        """Create what is missing. Every gunicorn worker runs this at start, maybe at the same
-        moment on a new file, so each statement is IF NOT EXISTS."""
+        """Create what is missing (every statement IF NOT EXISTS: each worker runs this)."""
         db = self.db
         db["calls"].create({
             "sid": str, "caller_hash": str, "language": str, "started_at": str,
