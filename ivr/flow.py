@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any, Protocol
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
@@ -106,6 +107,14 @@ class Action:
 class CallFlow:
     """All menus of the line, generated from the catalogue and the prompt book."""
 
+    # Main-menu branches: (prompt key, digit, node).
+    main_items: Sequence[tuple[str, str, str]] = (
+        ("menu.main.services", "1", "categories"),
+        ("menu.main.rate", "2", "rate/office"),
+        ("menu.main.ombudsman", "3", "ombudsman/office"),
+        ("menu.main.complaint", "4", "complaint"),
+    )
+
     def __init__(self, catalog: Catalog, book: PromptBook, audio: AudioLibrary, urls: Urls,
                  store: Any = None, call: CallInfo | None = None, caller_id: str | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -120,49 +129,68 @@ class CallFlow:
         self.now = now
         self.cache = cache
         self.generation = generation  # of the catalogue and prompts: part of a kept menu's key
-        # Main-menu branches: (prompt key, digit, node).
-        self.main_items: list[tuple[str, str, str]] = [
-            ("menu.main.services", "1", "categories"),
-            ("menu.main.rate", "2", "rate/office"),
-            ("menu.main.ombudsman", "3", "ombudsman/office"),
-            ("menu.main.complaint", "4", "complaint"),
-        ]
-        self.menus: dict[str, Callable[[Position, str], Menu | Action | None]] = {
+
+    @cached_property
+    def menus(self) -> dict[str, Callable[[Position, str], Menu | Action | None]]:
+        """Menu builders by the first part of a node (built only when a step needs one: a
+        kept menu does not)."""
+        from ivr import cases, rating
+
+        return {
             WELCOME: lambda pos, rest: self._welcome_menu(),
             MAIN: lambda pos, rest: self._main_menu(pos),
             "categories": lambda pos, rest: self._categories_menu(pos),
             "category": self._category_menu,
             "service": self._service_menu,
+            **rating.menus(self),
+            **cases.menus(self),
         }
-        from ivr import cases, rating
-
-        self.menus.update(rating.menus(self))
-        self.menus.update(cases.menus(self))
 
     # --- answering a request -----------------------------------------------------------
 
     def answer(self, pos: Position, digits: str | None, noinput: bool = False,
                params: Mapping[str, str] | None = None) -> Outcome:
-        """The response to one webhook request at `pos` with the keys `digits`."""
+        """The response to one webhook request at `pos` with the keys `digits`.
+
+        A menu step that only moves the caller (no answer stored, no parameters read) gives
+        the same document every time: it is kept with the rendered menus.
+        """
         if pos.lang not in self.catalog.languages:
             pos = replace(pos, lang=self.catalog.languages[0])
+        key = None
+        if self.cache is not None and (digits is None or len(digits) <= 2):
+            key = ("answer", self.urls.key, self.generation, self.audio.version(), pos, digits,
+                   noinput)
+            kept = self.cache.get(key)
+            if kept is not None:
+                return Outcome(*kept)
+        outcome, pure = self._answer(pos, digits, noinput, params)
+        if key is not None and pure and isinstance(outcome.response, Rendered):
+            self.cache[key] = (outcome.response, outcome.event, outcome.node)
+        return outcome
+
+    def _answer(self, pos: Position, digits: str | None, noinput: bool,
+                params: Mapping[str, str] | None) -> tuple[Outcome, bool]:
+        """The outcome, and whether it depends on nothing but the position and the keys."""
         menu = self.menu(pos)
         if isinstance(menu, Action):
-            return menu.run(params or {})
+            return menu.run(params or {}), False
         if menu is None:
             log.info("unknown position %r: back to the main menu", pos.node)
             main = Position(pos.lang, MAIN)
-            return Outcome(self.present(main, before=["error.invalid"]), "unknown", pos.node)
+            return Outcome(self.present(main, before=["error.invalid"]), "unknown",
+                           pos.node), True
         if pos.node == WELCOME and noinput:
-            return Outcome(self.present(Position(pos.lang, MAIN)), "default-language", pos.node)
+            return Outcome(self.present(Position(pos.lang, MAIN)), "default-language",
+                           pos.node), True
         if noinput:
-            return self._retry(pos, "error.noinput", "noinput")
+            return self._retry(pos, "error.noinput", "noinput"), True
         if not digits:
-            return Outcome(self.present(pos), "present", pos.node)
+            return Outcome(self.present(pos), "present", pos.node), True
         target, event = self._route(pos, menu, digits)
         if target is None:
-            return self._retry(pos, menu.invalid_prompt, "invalid")
-        return Outcome(self.present(target), event, pos.node)
+            return self._retry(pos, menu.invalid_prompt, "invalid"), event != "answer"
+        return Outcome(self.present(target), event, pos.node), event != "answer"
 
     def _route(self, pos: Position, menu: Menu, digits: str) -> tuple[Position | None, str]:
         if digits == "0":

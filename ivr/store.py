@@ -9,7 +9,6 @@ be recovered without the key.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import hmac
 import json
 import logging
@@ -17,8 +16,8 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
@@ -43,11 +42,12 @@ def caller_hash(key: bytes, number: str) -> str:
     number = "".join(ch for ch in number if ch.isdigit() or ch == "+")
     if not number:
         return ""
-    return hmac.new(key, number.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(key, number.encode(), "sha256").hex()[:32]
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """UTC to the second, as ISO 8601 (what datetime.isoformat gives, without its cost)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
 
 
 class Store:

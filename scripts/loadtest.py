@@ -244,6 +244,7 @@ class Phase:
     calls: int
     think: float
     duration: float
+    jitter: float = 0.0  # each pause is think x (1 ± jitter), uniformly
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: Counter = field(default_factory=Counter)
     error_samples: list[str] = field(default_factory=list)
@@ -261,6 +262,7 @@ class Phase:
     wall: float = 0.0
     generator_cpu_s: float = 0.0
     server_cpu_s: float | None = None
+    loop_lag_ms: list[float] = field(default_factory=list)  # how late the generator's timer ran
 
     def error(self, kind: str, detail: str) -> None:
         self.errors[kind] += 1
@@ -271,6 +273,7 @@ class Phase:
         every = [x for values in self.latencies.values() for x in values]
         return {
             "name": self.name, "calls": self.calls, "think_s": self.think,
+            "think_jitter": self.jitter,
             "duration_s": self.duration, "slices": self.slices, "requests": self.requests,
             "requests_per_s": round(self.in_window / self.duration, 1),
             "calls_started": self.calls_started, "calls_completed": self.calls_completed,
@@ -280,6 +283,7 @@ class Phase:
                            **{k: percentiles(v) for k, v in sorted(self.latencies.items())}},
             "workers_replaced": self.workers_replaced,
             "generator_cpu_cores": round(self.generator_cpu_s / self.wall, 2),
+            "generator_lag_ms": percentiles(self.loop_lag_ms),
             "server_cpu_cores": (None if self.server_cpu_s is None
                                  else round(self.server_cpu_s / self.wall, 2)),
         }
@@ -321,13 +325,23 @@ class Generator:
             self.start = time.monotonic()
             self.deadline = self.start + self.duration
             slots = [asyncio.create_task(self.slot(i)) for i in range(phase.calls)]
+            monitor = asyncio.create_task(self.watch_loop())
             done, pending = await asyncio.wait(slots, timeout=self.duration + DRAIN_SECONDS)
+            monitor.cancel()
             for task in pending:
                 task.cancel()
                 phase.error("hung", "a call was still waiting after the drain time")
             for task in done:
                 if task.exception() is not None:
                     phase.error("generator", repr(task.exception()))
+
+    async def watch_loop(self) -> None:
+        """How late a 10 ms timer fires: time a reply waits for the generator itself, which
+        the latencies include (so a busy generator shows here, not as a slow line)."""
+        while time.monotonic() < self.deadline:
+            began = time.monotonic()
+            await asyncio.sleep(0.01)
+            self.phase.loop_lag_ms.append(max(0.0, (time.monotonic() - began - 0.01) * 1000))
 
     async def slot(self, index: int) -> None:
         """One caller after another on this line, until the time is up."""
@@ -424,8 +438,10 @@ class Generator:
         return verb.action or url, {**recording, "Digits": "#"}
 
     async def think(self) -> None:
-        if self.phase.think > 0:
-            await asyncio.sleep(max(0.0, min(self.phase.think, self.deadline - time.monotonic())))
+        think, jitter = self.phase.think, self.phase.jitter
+        if think > 0:
+            pause = think * self.rng.uniform(1 - jitter, 1 + jitter)
+            await asyncio.sleep(max(0.0, min(pause, self.deadline - time.monotonic())))
         else:
             await asyncio.sleep(0)
 
@@ -515,12 +531,12 @@ def check_database(database: Path, phases: list[Phase], extra_files: list[Path]
     missing = sent - stored
     unexpected = stored - sent - unsure
     texts = [dump]
-    for path in [database, *extra_files, Path(f"{database}-wal"),
-                 database.with_name(database.name + ".spool.jsonl")]:
+    for path in [*extra_files, database.with_name(database.name + ".spool.jsonl")]:
         if path.exists():
-            texts.append(path.read_bytes().decode("utf-8", errors="ignore"))
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    raw = [path.read_bytes() for path in (database, Path(f"{database}-wal")) if path.exists()]
     numbers = [n for p in phases for n in p.numbers]
-    found = find_numbers(texts, numbers)
+    found = find_numbers(texts, numbers, raw)
     return {
         "answers_sent": len(sent), "answers_stored": len(stored),
         "answers_missing": len(missing), "answers_unexpected": len(unexpected),
@@ -533,16 +549,26 @@ def check_database(database: Path, phases: list[Phase], extra_files: list[Path]
     }
 
 
-def find_numbers(texts: list[str], numbers: list[str]) -> list[str]:
-    """Which of the callers' numbers occur in the texts, with or without +855 or a 0."""
-    wanted = {n.removeprefix("+855"): n for n in numbers}  # the 9 digits after +855
+def find_numbers(texts: list[str], numbers: list[str], raw: list[bytes] = ()) -> list[str]:
+    """Which of the callers' numbers occur anywhere.
+
+    In `texts` (the SQL dump, logs, the spool: values are delimited) a number counts in any
+    form (+855..., 855..., 0..., or the bare subscriber digits) as a whole token: digits
+    inside a longer hexadecimal string (a caller hash, a CallSid) are noise, and among
+    millions of hex characters some nine-digit run matches a caller by chance. In `raw`
+    (the database and WAL files, where stored values touch each other) it counts with its
+    country code, twelve digits, which hex noise does not produce.
+    """
+    wanted = {n.removeprefix("+855"): n for n in numbers}  # the subscriber digits
     width = len(next(iter(wanted))) if wanted else 9
     found = set()
+    token = re.compile(rf"(?<![0-9A-Fa-f+])(?:\+?855|0)?(\d{{{width}}})(?![0-9A-Fa-f])")
     for text in texts:
-        for run in re.findall(rf"\d{{{width},}}", text):
-            for i in range(len(run) - width + 1):
-                if run[i:i + width] in wanted:
-                    found.add(wanted[run[i:i + width]])
+        found.update(wanted[m] for m in token.findall(text) if m in wanted)
+    international = re.compile(rb"855(\d{%d})" % width)
+    for data in raw:
+        found.update(wanted[m.decode()] for m in international.findall(data)
+                     if m.decode() in wanted)
     return sorted(found)
 
 
@@ -550,8 +576,10 @@ def find_numbers(texts: list[str], numbers: list[str]) -> list[str]:
 
 
 def print_phase(summary: dict[str, Any]) -> None:
-    print(f"\n== {summary['name']}: {summary['calls']} calls, think {summary['think_s']} s, "
-          f"{summary['duration_s']} s ==")
+    jitter = (f" ± {summary['think_jitter']:.0%}"
+              if summary["think_s"] and summary["think_jitter"] else "")
+    print(f"\n== {summary['name']}: {summary['calls']} calls, "
+          f"think {summary['think_s']} s{jitter}, {summary['duration_s']} s ==")
     print(f"  requests {summary['requests']}  ({summary['requests_per_s']} req/s)   "
           f"calls started {summary['calls_started']}, completed {summary['calls_completed']}")
     print(f"  errors {summary['error_count']}  {summary['errors'] or ''}"
@@ -560,8 +588,11 @@ def print_phase(summary: dict[str, Any]) -> None:
     for sample in summary["error_samples"][:5]:
         print(f"    {sample}")
     cpu = summary["server_cpu_cores"]
+    lag = summary["generator_lag_ms"]
     print(f"  generator CPU {summary['generator_cpu_cores']} cores"
-          + (f", server CPU {cpu} cores" if cpu is not None else ""))
+          + (f", server CPU {cpu} cores" if cpu is not None else "")
+          + (f"; generator loop late by p50/p99/max {lag['p50']}/{lag['p99']}/{lag['max']} ms"
+             if lag.get("count") else ""))
     print(f"  {'webhook':22} {'count':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8}")
     for kind, stats in summary["latency_ms"].items():
@@ -576,6 +607,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=64, help="simultaneous calls (64)")
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds each caller pauses between steps (0: saturation)")
+    parser.add_argument("--jitter", type=float, default=0.5,
+                        help="each pause is think x (1 ± jitter), uniformly (0.5): real callers "
+                        "do not all pause exactly as long, and equal pauses keep the callers "
+                        "that a slow moment bunched together bunched at every later step")
     parser.add_argument("--duration", type=float, default=25.0, help="seconds per run (25)")
     parser.add_argument("--find-capacity", metavar="N,N,...",
                         help="try these call counts in turn; report the largest whose webhook "
@@ -626,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": seed, "cpus": os.cpu_count(),
         "gunicorn": None if args.url else " ".join(["gunicorn", *options.args()]),
         "target": args.url or "gunicorn on 127.0.0.1", "think_s": args.think,
+        "think_jitter": args.jitter,
         "duration_s": args.duration,
     }
     say = (lambda *a: None) if args.json else print
@@ -648,13 +684,14 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(line_server)
         base = args.url or line_server.url  # type: ignore[union-attr]
         for i, count in enumerate(counts):
-            phase = Phase(f"the line ({count} calls)", count, args.think, args.duration)
+            phase = Phase(f"the line ({count} calls)", count, args.think, args.duration,
+                          args.jitter)
             phases.append(phase)
             if hello is not None and i == 0:
                 # The baseline and the line take turns, in short slices, so that whatever
                 # else the machine is doing weighs on both alike.
                 baseline = Phase("baseline (bare Flask hello)", count, args.think,
-                                 args.duration)
+                                 args.duration, args.jitter)
                 rounds = max(1, args.rounds)
                 for r in range(rounds):
                     say(f"slice {r + 1}/{rounds}: bare Flask hello, then the line, "

@@ -52,6 +52,18 @@ def test_the_number_search_finds_a_number_in_any_form():
     assert loadtest.find_numbers(["INSERT ... '+855112345678'"], numbers) == ["+855112345678"]
     assert loadtest.find_numbers(['{"From": "855198765432"}'], numbers) == ["+855198765432"]
     assert loadtest.find_numbers(["local 0112345678"], numbers) == ["+855112345678"]
+    assert loadtest.find_numbers(["caller 112345678."], numbers) == ["+855112345678"]
+    # in database files values touch: the number with its country code is found there
+    assert loadtest.find_numbers([], numbers, [b"\x05\x17a3f855198765432en"]) == [
+        "+855198765432"]
+
+
+def test_hex_noise_is_not_a_phone_number():
+    """A caller hash or CallSid holding nine digits in a row is not a stored number."""
+    loadtest = load_script()
+    numbers = ["+855112345678"]
+    assert loadtest.find_numbers(["'a3112345678f0c'", "CA9112345678"], numbers) == []
+    assert loadtest.find_numbers([], numbers, [b"\x00a3112345678f0c\x01"]) == []
 
 
 def test_webhook_urls_are_grouped_by_kind_of_node():
