@@ -101,7 +101,8 @@ class ServerOptions:
     keepalive: int = 75
 
     def args(self) -> list[str]:
-        args = ["-w", str(self.workers), "-k", self.worker_class, "--backlog", str(self.backlog),
+        args = ["-c", "python:ivr.gunicorn_conf",  # the production settings, then ours
+                "-w", str(self.workers), "-k", self.worker_class, "--backlog", str(self.backlog),
                 "--keep-alive", str(self.keepalive)]
         if self.worker_class == "gthread":
             args += ["--threads", str(self.threads)]

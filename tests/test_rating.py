@@ -211,3 +211,20 @@ def test_each_caller_hears_their_own_reference(twilio, settings):
     assert len(set(references)) == 2
     for text, reference in zip(heard, references, strict=True):
         assert " ".join(reference) in text
+
+
+def test_the_same_keys_from_several_callers_are_stored_for_each(twilio, settings):
+    """Menu steps are kept and served again, but pressing an answer is never a kept step:
+    later callers' identical answers are stored too, and a wrong key still re-asks."""
+    sids = ["CA" + c * 32 for c in "cde"]
+    for sid in sids:
+        call = to_survey_by_code(Caller(twilio, sid=sid).start("2"))
+        call.press("7")  # not on the 1-5 scale
+        assert "quality" in call.heard()
+        call.press("4").press("3").press("2").press("9").press("2")
+    stored = db_rows(settings, "SELECT f.call_sid, a.question, a.value FROM answers a "
+                               "JOIN feedback f ON f.id = a.feedback_id ORDER BY 1, 2")
+    assert len(stored) == 4 * len(sids) and {sid for sid, _, _ in stored} == set(sids)
+    assert {(q, v) for _, q, v in stored} == {("quality", "4"), ("timeliness", "3"),
+                                               ("unofficial-payment", "no"),
+                                               ("gender", "skipped")}
