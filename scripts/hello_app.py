@@ -5,7 +5,7 @@ flow, no database), so `loadtest.py` can report the line's throughput as a share
 Flask under the same gunicorn settings serves on this machine. Its Gather posts back to
 /voice, so the load generator runs the very same call scripts against it.
 
-    gunicorn -w 4 -k gthread --threads 2 --pythonpath scripts hello_app:app
+    gunicorn -c python:ivr.gunicorn_conf --pythonpath scripts hello_app:app
 """
 
 from __future__ import annotations
