@@ -43,6 +43,9 @@ def test_a_short_load_run_loses_no_answer_and_stores_no_phone_number():
     assert db["recordings_sent"] == db["recordings_stored"]
     assert db["caller_numbers_used"] > 0 and db["raw_numbers_found"] == []
     assert report["ok"] and done.returncode == 0
+    # the server ran with the production settings; the generator reported its own cost
+    assert "-c python:ivr.gunicorn_conf" in report["gunicorn"]
+    assert line["generator_cpu_cores"] > 0 and line["generator_lag_ms"]["count"] > 0
 
 
 def test_the_number_search_finds_a_number_in_any_form():
