@@ -23,13 +23,16 @@ from ivr.flow import WELCOME, CallFlow, CallInfo, Position
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__)
 SAFE = "/:@!$&'()*+,;=~"  # what a path keeps unescaped (as werkzeug rebuilds request.url)
+NOTHING_TO_SAY = str(VoiceResponse())  # the reply to a callback: an empty <Response/>
 
 
 class FlaskUrls:
     """URLs for the flow, absolute, as Twilio must request them."""
 
     def __init__(self) -> None:
-        self.key = request.host_url if request else ""
+        # what the URLs below depend on, cheaper than request.host_url
+        self.key = (f"{request.scheme}://{request.host}{request.script_root}"
+                    if request else "")
 
     def step(self, pos: Position, noinput: bool = False) -> str:
         query: dict[str, Any] = {}
@@ -162,7 +165,7 @@ def step(lang: str, node: str) -> Response:
                    topic=request.args.get("t", ""))
     digits = request.values.get("Digits")
     outcome = flow().answer(pos, digits, noinput=request.args.get("noinput") == "1",
-                            params=request.values.to_dict())
+                            params=request.values)
     log_step(pos.lang, outcome.node, digits, outcome.event)
     return twiml(outcome.response)
 
@@ -174,7 +177,7 @@ def status() -> Response:
     duration = _small_int(request.values.get("CallDuration"), 0, limit=10**7)
     line().store.close_call(request.values.get("CallSid", ""), request.values.get("From", ""),
                             request.values.get("CallStatus", "") or "unknown", duration)
-    return twiml(VoiceResponse())
+    return twiml(NOTHING_TO_SAY)
 
 
 @bp.route("/voice/recording", methods=["POST"])
@@ -191,7 +194,7 @@ def recording() -> Response:
             topic=request.args.get("t", ""), recording_sid=values.get("RecordingSid", ""),
             recording_url=values.get("RecordingUrl", ""),
             duration_s=_small_int(values.get("RecordingDuration"), 0, limit=10**6))
-    return twiml(VoiceResponse())
+    return twiml(NOTHING_TO_SAY)
 
 
 def _small_int(value: str | None, default: int, limit: int = 1000) -> int:
