@@ -32,13 +32,19 @@ def line_env(tmp_path: Path) -> dict[str, str]:
             "IVR_DATABASE": str(tmp_path / "ivr.db"), "IVR_CALLER_KEY": "k"}
 
 
+def shared_dir() -> Path:
+    """The workplace's shared/ folder: IVR_SHARED (set by .ci/run), else beside the repo."""
+    return Path(os.environ.get("IVR_SHARED") or ROOT.parent / "shared")
+
+
 def twiml_schema_path() -> Path:
-    """TwiML.xsd from ../shared (CI clones main with shared/ beside it) or IVR_TWIML_XSD."""
-    candidates = [os.environ.get("IVR_TWIML_XSD", ""), str(ROOT.parent / "shared/twiml/TwiML.xsd")]
+    """TwiML.xsd from IVR_TWIML_XSD or shared/twiml."""
+    candidates = [os.environ.get("IVR_TWIML_XSD", ""), str(shared_dir() / "twiml/TwiML.xsd")]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    raise FileNotFoundError("TwiML.xsd not found: set IVR_TWIML_XSD or put shared/ beside the repo")
+    raise FileNotFoundError("TwiML.xsd not found: set IVR_TWIML_XSD or IVR_SHARED, or put "
+                            "shared/ beside the repo")
 
 
 @pytest.fixture

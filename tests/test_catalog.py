@@ -10,7 +10,7 @@ import yaml
 
 from ivr import create_app
 from ivr.catalog import CatalogError, FeeChoice, load_catalog
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shared_dir
 
 MINIMAL = """\
 languages: [km, en]
@@ -167,7 +167,7 @@ def test_placeholders_are_listed_with_their_lines(tmp_path):
 
 # --- the bundled catalogue against its published sources --------------------------------
 
-SHARED = ROOT.parent / "shared" / "data" / "owso_services.yaml"
+SHARED = shared_dir() / "data" / "owso_services.yaml"
 # our id -> id in shared/data/owso_services.yaml
 SOURCE_IDS = {
     "notarize-business-certificate": "notarize_business_certificate",
