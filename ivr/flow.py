@@ -166,7 +166,7 @@ class CallFlow:
                 return Outcome(*kept)
         outcome, pure = self._answer(pos, digits, noinput, params)
         if key is not None and pure and isinstance(outcome.response, Rendered):
-            self.cache[key] = (outcome.response, outcome.event, outcome.node)
+            self._keep(key, (outcome.response, outcome.event, outcome.node))
         return outcome
 
     def _answer(self, pos: Position, digits: str | None, noinput: bool,
@@ -231,10 +231,15 @@ class CallFlow:
             return menu.run({}).response
         response = self._present(pos, menu, before)
         if key is not None and menu is not None and menu.cacheable:
-            if len(self.cache) >= CACHE_SIZE:
-                self.cache.clear()
-            self.cache[key] = Rendered(str(response))
+            self._keep(key, Rendered(str(response)))
         return response
+
+    def _keep(self, key: tuple, value: object) -> None:
+        """Keep a rendered menu or step; the store is bounded (emptied when full)."""
+        assert self.cache is not None
+        if len(self.cache) >= CACHE_SIZE:
+            self.cache.clear()
+        self.cache[key] = value
 
     def _present(self, pos: Position, menu: Menu | None, before: Sequence[str]
                  ) -> VoiceResponse:

@@ -165,3 +165,26 @@ def test_long_lists_page_with_9(tmp_path):
     assert action(chosen.response).startswith("/en/service/copy-11")
     assert flow.answer(page2, "9").event == "invalid"  # no third page
     assert action(flow.answer(page2, "*").response).startswith("/en/category/papers?p=1")
+
+
+def test_kept_menus_and_steps_match_fresh_ones_and_stay_bounded(tmp_path, monkeypatch):
+    """A worker keeps rendered menus and menu steps; what it serves again is what it would
+    render anew, and the store never grows past its bound (junk positions included)."""
+    import ivr.flow
+
+    fresh = make_flow(ROOT / "catalog.yaml", tmp_path)
+    kept = make_flow(ROOT / "catalog.yaml", tmp_path)
+    kept.urls.key = "test"
+    kept.cache = {}
+    steps = [(Position("en", "main"), d) for d in ("1", "2", "3", "4", "0", "*", "#", "7")]
+    steps += [(Position("km", "categories"), "2"), (Position("en", "category/business"), "1")]
+    for _ in range(3):  # the first render, then served from what was kept
+        for pos, digits in steps:
+            assert str(kept.answer(pos, digits).response) == str(fresh.answer(pos, digits).response)
+    assert kept.cache
+
+    monkeypatch.setattr(ivr.flow, "CACHE_SIZE", 50)
+    for i in range(300):
+        for _ in range(2):
+            kept.answer(Position("en", f"category/nothing-{i}"), "1")
+        assert len(kept.cache) <= 50
