@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from urllib.parse import quote, urlencode
 
 import pytest
+from flask import request
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from lxml import etree
+from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
 
 from ivr import create_app
-from ivr.voice import FlaskUrls
+from ivr.voice import FlaskUrls, _requested_url, twilio_signature
 from tests.conftest import CALLER, Twilio
-
-settings_for_hypothesis = hypothesis_settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def rows(settings, sql: str) -> list[tuple]:
@@ -52,7 +53,8 @@ def test_signature_over_different_params_is_refused(app):
     assert response.status_code == 403
 
 
-@settings_for_hypothesis
+@hypothesis_settings(max_examples=150, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.text(st.characters(codec="utf-8", exclude_characters="?#"), max_size=20),
        query=st.dictionaries(st.sampled_from("pasot"), st.text(max_size=8), max_size=3),
        form=st.lists(st.tuples(st.sampled_from(["Digits", "CallSid", "From", "Ünï"]),
@@ -60,20 +62,12 @@ def test_signature_over_different_params_is_refused(app):
 def test_the_signature_check_agrees_with_twilios_validator(app, path, query, form):
     """Our one-HMAC check of the requested URL gives Twilio's signature for any URL and form
     (repeated fields, non-ASCII): what Twilio signs, the line accepts."""
-    from urllib.parse import quote, urlencode
-
-    from twilio.request_validator import RequestValidator
-    from werkzeug.datastructures import MultiDict
-
-    from ivr.voice import _requested_url, twilio_signature
-
     target = "/voice/" + quote(path) + ("?" + urlencode(query) if query else "")
     with app.test_request_context(target, method="POST", data=MultiDict(form)):
         url = _requested_url()
         params = MultiDict(form)
         expected = RequestValidator("tok").compute_signature(url, params)
         assert twilio_signature("tok", url, params) == expected
-        from flask import request
         assert url == request.url or "%" in target  # the usual URL: one HMAC, no fallback
 
 
