@@ -48,9 +48,9 @@ from twilio.request_validator import RequestValidator
 __all__ = [
     "CARRIERS", "Call", "CallEngine", "Callback", "Carrier", "Dial", "DialInfo",
     "FlaskTransport", "Gather", "GatherInfo", "Hangup", "HttpTransport", "Input", "Keys", "Pause",
-    "Play", "Prompt", "Record", "RecordInfo", "Redirect", "Reject", "Reply", "Request", "SOMLENG",
-    "Say", "SimulatorError", "Simulator", "Step", "TWILIO", "Transcript", "Transport",
-    "parse_keys", "parse_twiml", "sign",
+    "Play", "Prompt", "Record", "RecordInfo", "RecordPrompt", "Redirect", "Reject", "Reply",
+    "Request", "SOMLENG", "Say", "SimulatorError", "Simulator", "Step", "TWILIO", "Transcript",
+    "Transport", "parse_keys", "parse_twiml", "sign",
 ]
 
 TEST_ACCOUNT_SID = "AC" + "0" * 32
@@ -479,6 +479,16 @@ class Input:
 
 
 @dataclass
+class RecordPrompt:
+    """A <Record> about to start, with `pause_at_record`: the driver says how it goes."""
+
+    url: str  # the document the Record is in
+    action: str | None
+    max_length: int
+    finish_on_key: str
+
+
+@dataclass
 class RecordInfo:
     action: str | None
     seconds: int  # 0: an empty recording
@@ -653,7 +663,7 @@ class _Hangup(Exception):
 
 
 HANGUP = object()  # sent into the engine when the caller hangs up
-Event = Request | GatherInfo  # what the engine yields: a request to send, or a Gather waiting
+Event = Request | GatherInfo | RecordPrompt  # what the engine yields
 
 
 class CallEngine:
@@ -908,10 +918,17 @@ class CallEngine:
                 ) -> Generator[Event, Any, tuple[str, str, dict[str, str] | None, bool] | None]:
         """A scripted recording of record_seconds, ended by record_end."""
         sim, carrier = self.sim, self.carrier
-        seconds = min(sim.record_seconds, verb.max_length or sim.record_seconds)
-        hangup = sim.record_end == "hangup"
-        finish_key = (sim.record_end if sim.record_end and sim.record_end in verb.finish_on_key
-                      else None)
+        seconds, end = sim.record_seconds, sim.record_end
+        if sim.pause_at_record:
+            answer = yield RecordPrompt(step.url, verb.action, verb.max_length,
+                                        verb.finish_on_key)
+            if answer is HANGUP:
+                raise _Hangup
+            if answer is not None:
+                seconds, end = answer
+        seconds = min(seconds, verb.max_length or seconds)
+        hangup = end == "hangup"
+        finish_key = end if end and end in verb.finish_on_key else None
         self.transcript.clock += seconds + (0 if hangup or finish_key else verb.timeout)
         action = verb.action or step.url
         if seconds <= 0 and not carrier.record_action_when_empty:  # Twilio skips the action
@@ -982,7 +999,8 @@ class Simulator:
                  status_callback: str | None = "/voice/status",
                  account_sid: str | None = None, allow_errors: bool = False,
                  ask_keys: Callable[[GatherInfo], str | Keys | None] | None = None,
-                 fetch_audio: bool = False, max_documents: int = 200, max_redirects: int = 20):
+                 fetch_audio: bool = False, pause_at_record: bool = False,
+                 max_documents: int = 200, max_redirects: int = 20):
         """`target`: a Flask app or test client, a base URL string, or a Transport.
 
         carrier: 'twilio' (default) or 'somleng', or a `Carrier`.
@@ -993,6 +1011,9 @@ class Simulator:
         ask_keys: asked for the next keys when the script runs out at a Gather (interactive
         mode); it returns keys, '' for no input, or None for hanging up.
         fetch_audio: GET every Play URL once, as carriers do, and fail on a non-2xx reply.
+        pause_at_record: stop at each <Record> (Call.waiting is a RecordPrompt) until
+        Call.record(seconds, end) says how the caller records; otherwise record_seconds and
+        record_end apply.
         """
         if dial_outcome not in DIAL_OUTCOMES:
             raise ValueError(f"dial_outcome must be one of {DIAL_OUTCOMES}")
@@ -1019,6 +1040,7 @@ class Simulator:
         self.status_callback = status_callback
         self.allow_errors, self.ask_keys, self.fetch_audio = allow_errors, ask_keys, fetch_audio
         self.max_documents, self.max_redirects = max_documents, max_redirects
+        self.pause_at_record = pause_at_record
         self.audio_status: dict[str, int] = {}  # carriers cache media by URL
 
     def url(self, path: str) -> str:
@@ -1073,7 +1095,7 @@ class Call:
         self.engine = CallEngine(sim, call_sid, at)
         self.transcript = self.engine.transcript
         self.params = self.engine.params
-        self.waiting: GatherInfo | None = None
+        self.waiting: GatherInfo | RecordPrompt | None = None
         self.ended = False
         self._run = self.engine.run()
         self._advance(None)
@@ -1088,6 +1110,8 @@ class Call:
         for no input."""
         if self.ended:
             raise SimulatorError("the call has already ended")
+        if isinstance(self.waiting, RecordPrompt):
+            raise SimulatorError("the caller is being recorded: use record()")
         if isinstance(keys, str) and "@" in keys:
             keys = parse_keys([keys])[0]
         self._advance(keys or "")
@@ -1095,6 +1119,14 @@ class Call:
 
     def silence(self) -> Call:
         return self.press(None)
+
+    def record(self, seconds: int, end: str = "#") -> Call:
+        """Say how the waiting <Record> goes: `seconds` of speech (0: nothing), ended by the
+        key `end`, by the Record's timeout (end=''), or by hanging up (end='hangup')."""
+        if not isinstance(self.waiting, RecordPrompt):
+            raise SimulatorError("no <Record> is waiting")
+        self._advance((seconds, end))
+        return self
 
     def hangup(self) -> Transcript:
         """The caller hangs up now."""
