@@ -44,12 +44,16 @@ def serve(host: str, port: int, debug: bool) -> None:
               help="Length of a recorded message (0: an empty recording).")
 @click.option("--sound/--no-sound", default=None,
               help="Play the prompts' audio (default: when a player is installed).")
+@click.option("--provider", "carrier", default="twilio", show_default=True,
+              type=click.Choice(["twilio", "somleng"]),
+              help="Whose rules the simulated carrier follows (Gather, Record, Redirect).")
 def call(keys: str | None, url: str | None, dial_outcome: str, record_seconds: int,
-         sound: bool | None) -> None:
+         sound: bool | None, carrier: str) -> None:
     """Call the line from the terminal: hear (read) the prompts, press keys.
 
     Without --keys it is interactive: type keys and Enter; Enter alone is no input; q hangs
-    up. With --keys it runs the script and prints the transcript (for docs and CI).
+    up. With --keys it runs the script and prints the transcript (for docs and CI); a token
+    such as 0105@2.5 presses those keys 2.5 s apart.
     """
     from ivr.app import create_app
     from ivr.simulate import Simulator
@@ -61,6 +65,7 @@ def call(keys: str | None, url: str | None, dial_outcome: str, record_seconds: i
                           keys is None)
     simulator = Simulator(target, settings.auth_token or "", prompt_text=prompt_texts(settings),
                           dial_outcome=dial_outcome, record_seconds=record_seconds,
+                          carrier=carrier,
                           ask_keys=None if keys is not None else phone.ask)
     transcript = simulator.call(keys or "")
     if keys is not None:

@@ -108,13 +108,14 @@ class Carrier:
     def new_account_sid(self) -> str:
         return TEST_ACCOUNT_SID if self.name == "twilio" else str(uuid.uuid4())
 
-    def new_recording(self, account_sid: str, call_sid: str) -> tuple[str, str]:
-        """(recording id, its URL) as the carrier reports them."""
+    def new_recording(self, account_sid: str, call_sid: str, sid: str | None = None
+                      ) -> tuple[str, str]:
+        """(recording id, its URL) as the carrier reports them (`sid`: that id)."""
         if self.name == "twilio":
-            sid = "RE" + secrets.token_hex(16)
+            sid = sid or "RE" + secrets.token_hex(16)
             return sid, (f"https://{self.recording_host}/2010-04-01/Accounts/{account_sid}"
                          f"/Recordings/{sid}")
-        sid = str(uuid.uuid4())
+        sid = sid or str(uuid.uuid4())
         return sid, (f"https://{self.recording_host}/2010-04-01/Accounts/{account_sid}"
                      f"/Calls/{call_sid}/Recordings/{sid}")
 
@@ -918,14 +919,14 @@ class CallEngine:
                 ) -> Generator[Event, Any, tuple[str, str, dict[str, str] | None, bool] | None]:
         """A scripted recording of record_seconds, ended by record_end."""
         sim, carrier = self.sim, self.carrier
-        seconds, end = sim.record_seconds, sim.record_end
+        seconds, end, recording_id = sim.record_seconds, sim.record_end, None
         if sim.pause_at_record:
             answer = yield RecordPrompt(step.url, verb.action, verb.max_length,
                                         verb.finish_on_key)
             if answer is HANGUP:
                 raise _Hangup
             if answer is not None:
-                seconds, end = answer
+                seconds, end, recording_id = answer
         seconds = min(seconds, verb.max_length or seconds)
         hangup = end == "hangup"
         finish_key = end if end and end in verb.finish_on_key else None
@@ -936,7 +937,8 @@ class CallEngine:
             if hangup:
                 raise _Hangup
             return None
-        sid, recording_url = carrier.new_recording(sim.account_sid, self.params["CallSid"])
+        sid, recording_url = carrier.new_recording(sim.account_sid, self.params["CallSid"],
+                                                   recording_id)
         digits = "hangup" if hangup else finish_key
         step.record = RecordInfo(action, max(seconds, 0), digits if carrier.record_action_digits
                                  else None, sid, recording_url, verb.recording_status_callback)
@@ -1120,12 +1122,13 @@ class Call:
     def silence(self) -> Call:
         return self.press(None)
 
-    def record(self, seconds: int, end: str = "#") -> Call:
+    def record(self, seconds: int, end: str = "#", recording_id: str | None = None) -> Call:
         """Say how the waiting <Record> goes: `seconds` of speech (0: nothing), ended by the
-        key `end`, by the Record's timeout (end=''), or by hanging up (end='hangup')."""
+        key `end`, by the Record's timeout (end=''), or by hanging up (end='hangup');
+        `recording_id`: the id the carrier gives the recording (default: a new one)."""
         if not isinstance(self.waiting, RecordPrompt):
             raise SimulatorError("no <Record> is waiting")
-        self._advance((seconds, end))
+        self._advance((seconds, end, recording_id))
         return self
 
     def hangup(self) -> Transcript:
