@@ -16,6 +16,7 @@ Security, in brief:
   when the password or the secret key changes.
 - A CSRF token in every form, checked on every POST.
 - Recordings are streamed through the app from the provider (basic auth); never a public link.
+  Our credentials go only to the configured recording hosts: https, port 443, exact names.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
@@ -78,7 +79,6 @@ WENT_ON = ("choice", "answer", "more")
 TIMED_OUT = ("noinput", "noinput-goodbye")
 SCALE_COLORS = ("#1f5fbf", "#d9480f", "#2b8a3e")
 PAYMENT_COLOR = "#b42318"
-PROVIDER_HOST = "twilio.com"  # recordings are fetched with our credentials only from here
 
 TEXT: dict[str, dict[str, str]] = {
     "km": {
@@ -190,6 +190,13 @@ TEXT: dict[str, dict[str, str]] = {
         "case.saved": "បានរក្សាទុកហើយ។",
         "case.updated": "កែប្រែចុងក្រោយ",
         "case.back": "ត្រឡប់ទៅបញ្ជីវិញ",
+        "recording.refused": "មិនអាចចាក់សំឡេងថតនេះបានទេ៖ អាសយដ្ឋានរបស់វាមិននៅលើម៉ាស៊ីន "
+                             "ដែលទុកចិត្តរបស់ក្រុមហ៊ុនទូរស័ព្ទ ({hosts}) ទេ "
+                             "ដូច្នេះកម្មវិធីមិនបានទាញយកវាទេ។",
+        "recording.no_account": "មិនអាចចាក់សំឡេងថតនេះបានទេ៖ "
+                                "មិនទាន់កំណត់លេខសម្គាល់គណនី (TWILIO_ACCOUNT_SID)។",
+        "recording.no_answer": "ក្រុមហ៊ុនទូរស័ព្ទមិនបានឆ្លើយតបទេ។",
+        "recording.provider_refused": "ក្រុមហ៊ុនទូរស័ព្ទមិនបានផ្តល់សំឡេងថតនេះទេ។",
         "print.title": "ប័ណ្ណដាក់ពិន្ទុ",
         "print.period": "រយៈពេល",
         "print.all_time": "គ្រប់ពេល",
@@ -308,6 +315,13 @@ TEXT: dict[str, dict[str, str]] = {
         "case.saved": "Saved.",
         "case.updated": "Last updated",
         "case.back": "Back to the list",
+        "recording.refused": "The recording cannot be played: its address is not on the "
+                             "telephone provider's trusted host ({hosts}), so it was not "
+                             "fetched.",
+        "recording.no_account": "The recording cannot be played: set the account SID "
+                                "(TWILIO_ACCOUNT_SID).",
+        "recording.no_answer": "The telephone provider did not answer.",
+        "recording.provider_refused": "The telephone provider refused the recording.",
         "print.title": "Scorecard",
         "print.period": "Period",
         "print.all_time": "All time",
@@ -1031,15 +1045,51 @@ def find_case(conn: sqlite3.Connection, reference: str) -> dict[str, Any] | None
     return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
 
-def provider_url(recording_url: str, fmt: str) -> str | None:
-    """The media URL of a recording, only on the provider's own https host: our credentials
-    must never be sent anywhere else, whatever the database holds."""
-    parts = urlsplit(recording_url or "")
-    host = (parts.hostname or "").lower()
-    if parts.scheme != "https" or not (host == PROVIDER_HOST
-                                       or host.endswith("." + PROVIDER_HOST)):
+def recording_refusal(url: str, hosts: Iterable[str]) -> str | None:
+    """Why our credentials must not be sent to `url`, or None when it is a plain https URL on
+    one of `hosts` (exact names, no suffix match). The reason never repeats a user name.
+
+    `https://attacker\\@api.twilio.com/x` is refused: urlsplit finds the host after the '@',
+    but requests takes the backslash as the end of the host, connects to `attacker` and would
+    send the basic-auth credentials there."""
+    if not url:
+        return "no recording URL was stored"
+    if not url.isascii() or any(c <= " " or c == "\x7f" for c in url):
+        return "the URL has spaces, control characters or non-ASCII letters"
+    if "\\" in url:
+        return "the URL has a backslash"
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return "the URL is not https"
+    if "@" in parts.netloc:
+        return "the URL has a user name before its host"
+    try:
+        port = parts.port
+    except ValueError:
+        return "the URL has an invalid port"
+    if port not in (None, 443):
+        return f"the URL uses port {port}, not 443"
+    host = parts.hostname or ""
+    trusted = {name.lower() for name in hosts}
+    if host not in trusted:
+        return f"host {host!r} is not a trusted recording host ({', '.join(sorted(trusted))})"
+    if parts.query or parts.fragment:
+        return "the URL has a query or a fragment"
+    return None
+
+
+def trusted_recording_url(url: str, hosts: Iterable[str]) -> str | None:
+    """`url` when our credentials may be sent to it (see recording_refusal), else None."""
+    return url if recording_refusal(url, hosts) is None else None
+
+
+def provider_url(recording_url: str, fmt: str, hosts: Iterable[str]) -> str | None:
+    """The media URL of a recording (`<url>.mp3` or `<url>.wav`: Twilio and Somleng both serve
+    either), only on a trusted recording host: our credentials must never be sent anywhere
+    else, whatever the database holds."""
+    base = trusted_recording_url(recording_url, hosts)
+    if base is None:
         return None
-    base = recording_url
     for extension in (".mp3", ".wav"):
         base = base.removesuffix(extension)
     return f"{base}.{fmt}"
@@ -1171,23 +1221,28 @@ def recording(reference: str) -> Response:
     if found is None:
         abort(404)
     fmt = "wav" if request.args.get("format") == "wav" else "mp3"
-    url = provider_url(found["recording_url"], fmt)
+    hosts = line.settings.recording_hosts
+    recorded = found["recording_url"] or ""
+    url = provider_url(recorded, fmt, hosts)
+    if url is None:  # nothing is requested: our credentials go nowhere
+        log.error("recording of case %s not fetched (provider %s): %s", reference,
+                  line.settings.provider, recording_refusal(recorded, hosts))
+        abort(503, description=t("recording.refused", hosts=", ".join(hosts)))
     account = line.settings.twilio_account_sid
-    if url is None or not account:
-        log.error("recording of case %s unavailable: %s", reference,
-                  "TWILIO_ACCOUNT_SID is not set" if url else "not a provider URL")
-        abort(503, description="The recording cannot be fetched: set TWILIO_ACCOUNT_SID.")
+    if not account:
+        log.error("recording of case %s not fetched: TWILIO_ACCOUNT_SID is not set", reference)
+        abort(503, description=t("recording.no_account"))
     try:
         upstream = requests.get(url, auth=(account, line.settings.auth_token), stream=True,
                                 timeout=(5, 30))
     except requests.RequestException as exc:
         log.error("could not fetch the recording of case %s: %s", reference, exc)
-        abort(502, description="The telephone provider did not answer.")
+        abort(502, description=t("recording.no_answer"))
     if upstream.status_code != 200:
         upstream.close()
         log.error("the provider answered %s for the recording of case %s",
                   upstream.status_code, reference)
-        abort(502, description="The telephone provider refused the recording.")
+        abort(502, description=t("recording.provider_refused"))
 
     def body() -> Iterator[bytes]:
         try:

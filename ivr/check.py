@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ivr.audio import MANIFEST, read_manifest
 from ivr.catalog import CatalogError, load_catalog
+from ivr.config import Settings
 from ivr.prompts import PromptBook, load_wording
 
 PLACEHOLDER_ENGINE = "placeholder"
@@ -26,9 +27,13 @@ class Report:
         return bool(self.errors or (strict and self.warnings))
 
 
-def check(catalog_path: Path, prompts_dir: Path, audio_dir: Path) -> Report:
+def check(catalog_path: Path, prompts_dir: Path, audio_dir: Path,
+          settings: Settings | None = None) -> Report:
+    """Check the provider setting (`settings`, default: the environment), the catalogue at
+    `catalog_path`, the wording in `prompts_dir` and the audio in `audio_dir`."""
     report = Report()
     out = report.lines
+    check_provider(settings if settings is not None else Settings.from_env(), report)
     try:
         catalog = load_catalog(catalog_path)
         book = PromptBook(catalog, load_wording(prompts_dir, catalog.languages))
@@ -101,3 +106,15 @@ def check(catalog_path: Path, prompts_dir: Path, audio_dir: Path) -> Report:
             f"(manifest: {manifest})"
         )
     return report
+
+
+def check_provider(settings: Settings, report: Report) -> None:
+    """One line: the provider and the hosts recordings are fetched from; an error if wrong."""
+    try:
+        settings.check_provider()
+    except RuntimeError as exc:
+        report.errors.append(str(exc))
+        report.lines.append(f"provider: INVALID\n  {exc}")
+        return
+    report.lines.append(f"provider: {settings.provider} "
+                        f"(recordings from {', '.join(settings.recording_hosts)})")

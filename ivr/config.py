@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEV_AUTH_TOKEN = "dev-only-token-not-for-production"
+PROVIDERS = ("twilio", "somleng")
+TWILIO_RECORDING_HOSTS = ("api.twilio.com",)
+HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,9 @@ class Settings:
     development: bool = False
     secret_key: str | None = None  # signs admin sessions; generated beside the database if unset
     twilio_account_sid: str | None = None  # with auth_token: fetch recordings for admin pages
+    provider: str = "twilio"  # who calls the webhooks: "twilio" or "somleng"
+    somleng_api_url: str | None = None  # the Somleng deployment's API, e.g. https://api.somleng.org
+    recording_hosts_override: tuple[str, ...] = ()  # IVR_RECORDING_HOSTS: exact host names
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -42,18 +50,59 @@ class Settings:
             caller_id=env.get("IVR_CALLER_ID") or None,
             development=env.get("IVR_DEVELOPMENT", "") in ("1", "true", "yes"),
             secret_key=env.get("IVR_SECRET_KEY") or None,
-            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+            twilio_account_sid=(env.get("TWILIO_ACCOUNT_SID") or env.get("IVR_ACCOUNT_SID")
+                                or None),
+            provider=(env.get("IVR_PROVIDER") or "").strip().lower() or "twilio",
+            somleng_api_url=env.get("IVR_SOMLENG_API_URL") or None,
+            recording_hosts_override=host_list(env.get("IVR_RECORDING_HOSTS", "")),
         )
         return replace(settings, **overrides)
 
+    @property
+    def recording_hosts(self) -> tuple[str, ...]:
+        """The exact host names recordings may be fetched from with our credentials."""
+        if self.recording_hosts_override:
+            return self.recording_hosts_override
+        if self.provider == "somleng":
+            host = urlsplit(self.somleng_api_url or "").hostname
+            return (host,) if host else ()
+        return TWILIO_RECORDING_HOSTS
+
+    def check_provider(self) -> None:
+        """Refuse a provider setting that is unknown, incomplete or unsafe (RuntimeError)."""
+        if self.provider not in PROVIDERS:
+            raise RuntimeError(
+                f"IVR_PROVIDER is {self.provider!r}: it must be one of "
+                f"{', '.join(PROVIDERS)} (unset means twilio)."
+            )
+        if self.provider == "somleng":
+            if not self.somleng_api_url:
+                raise RuntimeError(
+                    "IVR_PROVIDER is somleng but IVR_SOMLENG_API_URL is not set: set it to the "
+                    "Somleng deployment's API address, e.g. https://api.somleng.org."
+                )
+            problem = api_url_problem(self.somleng_api_url)
+            if problem:
+                raise RuntimeError(f"IVR_SOMLENG_API_URL {self.somleng_api_url!r}: {problem}.")
+        for host in self.recording_hosts_override:
+            if not HOST_NAME.fullmatch(host):
+                raise RuntimeError(
+                    f"IVR_RECORDING_HOSTS: {host!r} is not a host name: list exact host names "
+                    "separated by commas, e.g. api.somleng.org (no scheme, path or port)."
+                )
+
     def resolved(self) -> Settings:
-        """Fill in what has a safe default: the caller key, and the token in development."""
+        """Fill in what has a safe default: the caller key, and the token in development.
+        Refuses a wrong provider setting first (RuntimeError)."""
+        self.check_provider()
         token = self.auth_token
         if token is None:
             if not self.development:
+                where = ("the Somleng account's auth token" if self.provider == "somleng"
+                         else "Twilio console > Account > Auth Token")
                 raise RuntimeError(
-                    "TWILIO_AUTH_TOKEN is not set: the line cannot verify that requests come "
-                    "from Twilio. Set it (Twilio console > Account > Auth Token), or run "
+                    f"TWILIO_AUTH_TOKEN is not set: the line cannot verify that requests come "
+                    f"from {self.provider.capitalize()}. Set it ({where}), or run "
                     "`ivr serve` for local development."
                 )
             token = DEV_AUTH_TOKEN
@@ -61,6 +110,29 @@ class Settings:
 
     def _stored_key(self) -> bytes:
         return stored_secret(self.database.parent / "caller.key").encode()
+
+
+def host_list(value: str) -> tuple[str, ...]:
+    """'api.a.org, API.b.org' -> ('api.a.org', 'api.b.org'); empty items dropped."""
+    return tuple(host.strip().lower() for host in value.split(",") if host.strip())
+
+
+def api_url_problem(url: str) -> str | None:
+    """Why `url` is not a plain https API address (None when it is one)."""
+    if "\\" in url or "@" in url or not url.isascii():
+        return "it must be a plain address without user name, backslash or non-ASCII letters"
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return "it must start with https:// (recordings are fetched with the account's token)"
+    try:
+        port = parts.port
+    except ValueError:
+        return "its port is not a number"
+    if not parts.hostname or not HOST_NAME.fullmatch(parts.hostname):
+        return "it has no valid host name"
+    if port not in (None, 443):
+        return "it must use the standard https port (443)"
+    return None
 
 
 def stored_secret(path: Path) -> str:
