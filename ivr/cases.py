@@ -129,7 +129,8 @@ def record(flow: CallFlow, pos: Position, purpose: str, notice: str,
                     max_length=max_seconds, finish_on_key="#", play_beep=True, timeout=7,
                     recording_status_callback=flow.urls.recording_callback(pos, kind),
                     recording_status_callback_method="POST")
-    # Twilio does not call the action for an empty recording: it goes on to this.
+    # Twilio does not call the action for an empty recording: it goes on to this. (Somleng
+    # calls the action, with RecordingDuration 0: `recorded` leads to the same place.)
     response.redirect(flow.urls.step(pos.to(f"{purpose}/empty")), method="POST")
     return Outcome(response, "record", pos.node)
 

@@ -3,8 +3,10 @@
 The caller's position lives in the URL (language, node, page, attempt), never in process
 memory, so any gunicorn worker can serve any step of any call. Keypad conventions, the
 same on every menu: 1-8 choose, 9 next page, 0 repeat, * back one step, # main menu.
-Every menu is a <Gather numDigits=1> with its prompts nested inside (the caller can press
-a key at any time), followed by a <Redirect> that handles silence.
+Every menu is a <Gather numDigits=1 finishOnKey=""> (so # and * are keys) with its prompts
+nested inside (the caller can press a key at any time). Its action is requested even when no
+key came (actionOnEmptyResult): that is the no-input step, without the 1 s wait a <Redirect>
+costs on Somleng. A <Redirect> still follows each Gather, for a carrier that ignores it.
 """
 
 from __future__ import annotations
@@ -44,16 +46,20 @@ class Position:
     office: str = ""  # chosen so far (rating, complaint, ombudsman)
     service: str = ""
     topic: str = ""
+    keyed: str = ""  # keys of a code typed so far, when the carrier ended the entry early
 
     def to(self, node: str, **changes: object) -> Position:
         """Another node of the same call, keeping what the caller has chosen so far."""
-        return replace(self, node=node, page=1, attempt=0, **changes)  # type: ignore[arg-type]
+        return replace(self, node=node, page=1, attempt=0, keyed="",  # type: ignore[arg-type]
+                       **changes)
 
 
 class Urls(Protocol):
     """How the flow names the URLs Twilio should request next (the views provide it)."""
 
-    def step(self, pos: Position, noinput: bool = False) -> str: ...
+    def step(self, pos: Position, noinput: bool = False, gather: bool = False) -> str:
+        """The URL of a step; `gather`: a Gather's action, where no Digits means no input."""
+        ...
 
     def audio(self, file: str) -> str: ...
 
@@ -79,6 +85,13 @@ class Outcome:
     node: str
 
 
+@dataclass(frozen=True)
+class Reask:
+    """Keys that are not accepted, and what to say before asking again (an attempt)."""
+
+    prompts: tuple[str, ...]
+
+
 @dataclass
 class Menu:
     prompts: list[str]
@@ -87,7 +100,10 @@ class Menu:
     more: Position | None = None  # key 9, when a list has another page
     timeout: int = GATHER_TIMEOUT
     num_digits: int | None = 1  # None: a code of several keys ended with '#'
-    on_digits: Callable[[str], Position | None] | None = None  # keys that are answers
+    # keys that are answers: where they lead, or what to say before asking again
+    on_digits: Callable[[str], Position | Reask | None] | None = None
+    # what silence means when it is not "ask again" (None: "we did not hear a key", again)
+    on_silence: Callable[[], Position | Reask] | None = None
     invalid_prompt: str = "error.invalid"
     cacheable: bool = True  # False when the prompts depend on stored data
 
@@ -183,22 +199,32 @@ class CallFlow:
         if pos.node == WELCOME and noinput:
             return Outcome(self.present(Position(pos.lang, MAIN)), "default-language",
                            pos.node), True
+        if noinput and menu.on_silence is not None:
+            target = menu.on_silence()
+            if isinstance(target, Reask):
+                return self._retry(pos, target.prompts, "noinput"), False
+            return Outcome(self.present(target), "noinput", pos.node), False
         if noinput:
-            return self._retry(pos, "error.noinput", "noinput"), True
+            return self._retry(pos, ["error.noinput"], "noinput"), True
         if not digits:
             return Outcome(self.present(pos), "present", pos.node), True
-        target, event = self._route(pos, menu, digits)
-        if target is None:
-            return self._retry(pos, menu.invalid_prompt, "invalid"), event != "answer"
-        return Outcome(self.present(target), event, pos.node), event != "answer"
+        found, event = self._route(pos, menu, digits)
+        if isinstance(found, Reask):
+            return self._retry(pos, found.prompts, "invalid"), False
+        if found is None:
+            return self._retry(pos, [menu.invalid_prompt], "invalid"), event != "answer"
+        return Outcome(self.present(found), event, pos.node), event != "answer"
 
-    def _route(self, pos: Position, menu: Menu, digits: str) -> tuple[Position | None, str]:
-        if digits == "0":
-            return replace(pos, attempt=0), "repeat"
+    def _route(self, pos: Position, menu: Menu, digits: str
+               ) -> tuple[Position | Reask | None, str]:
         if digits == "*":
             return (menu.back or replace(pos, attempt=0)), "back"
         if digits == "#":
             return Position(pos.lang, MAIN), "main"
+        if menu.num_digits is None and menu.on_digits is not None:
+            return menu.on_digits(digits), "answer"  # a code: 0 and 9 are part of it
+        if digits == "0":
+            return replace(pos, attempt=0), "repeat"
         if digits == "9" and menu.more is not None:
             return menu.more, "more"
         if digits in menu.choices:
@@ -207,16 +233,17 @@ class CallFlow:
             return menu.on_digits(digits), "answer"
         return None, "invalid"
 
-    def _retry(self, pos: Position, prompt: str, event: str) -> Outcome:
+    def _retry(self, pos: Position, prompts: Sequence[str], event: str) -> Outcome:
+        """Say `prompts`, then the same menu from its start (a code is keyed afresh)."""
         if pos.attempt >= MAX_REPROMPTS:
             return Outcome(self.goodbye(pos.lang), f"{event}-goodbye", pos.node)
-        again = replace(pos, attempt=pos.attempt + 1)
-        return Outcome(self.present(again, before=[prompt]), event, pos.node)
+        again = replace(pos, attempt=pos.attempt + 1, keyed="")
+        return Outcome(self.present(again, before=prompts), event, pos.node)
 
     # --- building TwiML --------------------------------------------------------------------
 
     def present(self, pos: Position, before: Sequence[str] = ()) -> VoiceResponse | Rendered:
-        """A menu: its prompts inside a one-key Gather, then a Redirect for silence.
+        """A menu: its prompts inside a Gather, then a Redirect for silence.
 
         A menu's TwiML depends only on the catalogue, the prompts, the rendered audio and
         the host: it is kept (per process) and served again while those stay the same.
@@ -246,12 +273,14 @@ class CallFlow:
         if menu is None:  # a target that vanished (catalogue reloaded): the main menu
             pos, menu = Position(pos.lang, MAIN), self._main_menu(Position(pos.lang, MAIN))
         response = VoiceResponse()
+        action = self.urls.step(pos, gather=True)
+        # actionOnEmptyResult: silence (or '#' alone at a code) asks the action, with no Digits
         if menu.num_digits is None:  # a code: keys until '#'
-            gather = Gather(finish_on_key="#", action=self.urls.step(pos), method="POST",
-                            timeout=menu.timeout)
-        else:
-            gather = Gather(num_digits=menu.num_digits, action=self.urls.step(pos),
-                            method="POST", timeout=menu.timeout)
+            gather = Gather(finish_on_key="#", action=action, method="POST",
+                            timeout=menu.timeout, action_on_empty_result=True)
+        else:  # finishOnKey "": '#' (main menu) and '*' (back) are keys like the others
+            gather = Gather(num_digits=menu.num_digits, finish_on_key="", action=action,
+                            method="POST", timeout=menu.timeout, action_on_empty_result=True)
         for entry in [*before, *menu.prompts]:
             key, _, lang = entry.partition("@")  # "key@en": this prompt in another language
             self.play(gather, key, lang if lang in self.catalog.languages else pos.lang)

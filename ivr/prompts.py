@@ -235,6 +235,11 @@ def _office_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]
     for office in catalog.offices:
         yield f"office.{office.id}.connecting", w.fill("office.connecting",
                                                        district=office.district[w.lang])
+    # read back after a wrong code: the lengths the catalogue's codes have ("4", "4 or 5")
+    lengths = sorted({len(office.code) for office in catalog.offices})
+    sep = w.templates["office.code.lengths.separator"]
+    yield "office.code.length", w.fill("office.code.length",
+                                       length=sep.join(w.number(n) for n in lengths))
 
 
 def _survey_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:

@@ -10,6 +10,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.flow import Action, Menu, Outcome, Position
 from ivr.offices import office_menu
+from ivr.store import recording_duration
 
 if TYPE_CHECKING:
     from ivr.flow import CallFlow
@@ -47,8 +48,10 @@ def rate_menu(flow: CallFlow, pos: Position, rest: str) -> Menu | Action | None:
         return question_menu(flow, pos, rest.removeprefix("q/"))
     if rest == "comment":
         last = pos.to(f"rate/q/{len(catalog.survey)}")
+        # "to finish, press any other key": silence finishes too (thanks and the reference)
         return Menu(["rate.comment.offer"], {"1": pos.to("rate/record")}, back=last,
-                    on_digits=lambda digits: pos.to("rate/thanks"))
+                    on_digits=lambda digits: pos.to("rate/thanks"),
+                    on_silence=lambda: pos.to("rate/thanks"))
     if rest == "record":
         return Action(lambda params: record(flow, pos))
     if rest == "recorded":
@@ -111,13 +114,11 @@ def recorded(flow: CallFlow, pos: Position, params: Mapping[str, str]) -> Outcom
 
 def save_recording(flow: CallFlow, pos: Position, kind: str,
                    params: Mapping[str, str]) -> str | None:
-    """Store what Twilio says was recorded; None when it was empty."""
-    try:
-        duration = int(params.get("RecordingDuration") or 0)
-    except ValueError:
-        duration = 0
+    """Store what the carrier says was recorded (Somleng sends no RecordingSid to the
+    action, only RecordingUrl and RecordingDuration); None when it was empty."""
     return flow.store.save_recording(
         sid=flow.call.sid, caller=flow.call.caller, kind=kind, lang=pos.lang,
         office=pos.office, service=pos.service, topic=pos.topic,
         recording_sid=params.get("RecordingSid", ""),
-        recording_url=params.get("RecordingUrl", ""), duration_s=duration)
+        recording_url=params.get("RecordingUrl", ""),
+        duration_s=recording_duration(params.get("RecordingDuration")))

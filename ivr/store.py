@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import sqlite_utils
 
@@ -43,6 +44,40 @@ def caller_hash(key: bytes, number: str) -> str:
     if not number:
         return ""
     return hmac.digest(key, number.encode(), "sha256").hex()[:32]
+
+
+def recording_identity(recording_sid: str, recording_url: str) -> str:
+    """What names a recording in both reports of it (the Record action and the status
+    callback): Twilio sends RecordingSid to both; Somleng's action has only the URL, whose
+    segment after /Recordings/ is the RecordingSid its callback sends. "" when neither."""
+    if recording_sid:
+        return recording_sid
+    if not recording_url:
+        return ""
+    path = urlsplit(recording_url).path
+    if "/Recordings/" in path:
+        segment = path.rpartition("/Recordings/")[2].split("/")[0]
+        stem, dot, _ = segment.rpartition(".")  # ".../Recordings/<id>.wav"
+        segment = stem if dot else segment
+        if segment:
+            return segment
+    return recording_url  # some other URL: still one name for one recording
+
+
+def recording_duration(value: str | None) -> int | None:
+    """RecordingDuration in whole seconds; None when missing or not a plausible number
+    (parameters come from the request: junk must not reach SQLite as a huge integer)."""
+    try:
+        seconds = int(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 10**7 else None
+
+
+def has_sound(duration_s: int | None, recording_url: str) -> bool:
+    """A recording worth a case: it lasted a second or more, or (no usable duration) the
+    carrier gave a URL for it. Somleng reports an empty recording with duration 0."""
+    return duration_s > 0 if duration_s is not None else bool(recording_url)
 
 
 def now() -> str:
@@ -269,12 +304,26 @@ class Store:
 
     # --- recordings: complaints, Ombudsman messages, rating comments -----------------------
 
+    def call_caller_hash(self, sid: str) -> str:
+        """The caller hash of a call's own row ("" when unknown): the recording status
+        callback has no From, yet its case belongs to the caller as much as the action's."""
+        if not sid:
+            return ""
+        try:
+            row = self.db.execute("SELECT caller_hash FROM calls WHERE sid = ?",
+                                  [sid]).fetchone()
+        except sqlite3.Error:
+            return ""
+        return (row[0] or "") if row else ""
+
     def save_recording(self, *, sid: str, caller: str, kind: str, lang: str, office: str,
                        service: str, topic: str, recording_sid: str, recording_url: str,
-                       duration_s: int) -> str | None:
+                       duration_s: int | None) -> str | None:
         """A recording from the Record action or the later status callback (whichever comes
-        first creates the case; both carry the same RecordingSid). Empty ones make no case."""
-        if not recording_sid or duration_s <= 0:
+        first creates the case; both name it alike, see recording_identity). Empty ones
+        make no case. `caller` may be "" (the callback): the call's row gives the hash."""
+        recording_sid = recording_identity(recording_sid, recording_url)
+        if not recording_sid or not has_sound(duration_s, recording_url):
             log.info("empty recording (%s, call %s): no case created", kind, sid)
             return None
         payload = {"sid": sid, "caller_hash": caller_hash(self.caller_key, caller), "kind": kind,
@@ -285,7 +334,10 @@ class Store:
 
     def _save_recording(self, *, sid: str, caller_hash: str, kind: str, lang: str, office: str,
                         service: str, topic: str, recording_sid: str, recording_url: str,
-                        duration_s: int, stamp: str) -> str | None:
+                        duration_s: int | None, stamp: str) -> str | None:
+        caller_hash = caller_hash or self.call_caller_hash(sid)
+        # The second report of a recording fills in what the first lacked; a missing
+        # duration (NULL) or an empty caller hash or URL never overwrites a known one.
         for _ in range(20):
             try:
                 self.db.execute(
@@ -293,8 +345,11 @@ class Store:
                     "topic, lang, duration_s, recording_sid, recording_url, reference, status, "
                     "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,'new',?,?) "
                     "ON CONFLICT(recording_sid) DO UPDATE SET "
-                    "duration_s = max(duration_s, excluded.duration_s), "
-                    "recording_url = excluded.recording_url, updated_at = excluded.updated_at",
+                    "duration_s = max(coalesce(duration_s, excluded.duration_s), "
+                    "coalesce(excluded.duration_s, duration_s)), "
+                    "caller_hash = coalesce(nullif(caller_hash, ''), excluded.caller_hash), "
+                    "recording_url = coalesce(nullif(excluded.recording_url, ''), recording_url), "
+                    "updated_at = excluded.updated_at",
                     [kind, sid, caller_hash, office, service, topic, lang, duration_s,
                      recording_sid, recording_url, new_reference(), stamp, stamp],
                 )

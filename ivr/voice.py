@@ -19,6 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.datastructures import MultiDict
 
 from ivr.flow import WELCOME, CallFlow, CallInfo, Position
+from ivr.store import recording_duration
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__)
@@ -34,15 +35,20 @@ class FlaskUrls:
         self.key = (f"{request.scheme}://{request.host}{request.script_root}"
                     if request else "")
 
-    def step(self, pos: Position, noinput: bool = False) -> str:
+    def step(self, pos: Position, noinput: bool = False, gather: bool = False) -> str:
+        """The step's URL: the position in the path and query; `g=1` marks a Gather's action
+        (no Digits there means no key came), `noinput=1` the Redirect after a Gather."""
         query: dict[str, Any] = {}
         if pos.page != 1:
             query["p"] = pos.page
         if pos.attempt:
             query["a"] = pos.attempt
-        for name, value in (("o", pos.office), ("s", pos.service), ("t", pos.topic)):
+        for name, value in (("o", pos.office), ("s", pos.service), ("t", pos.topic),
+                            ("k", pos.keyed)):
             if value:
                 query[name] = value
+        if gather:
+            query["g"] = 1
         if noinput:
             query["noinput"] = 1
         return url_for("voice.step", lang=pos.lang, node=pos.node, _external=True, **query)
@@ -159,13 +165,19 @@ def welcome() -> Response:
 @bp.route("/voice/<lang>/<path:node>", methods=["POST", "GET"])
 @never_fail
 def step(lang: str, node: str) -> Response:
+    keyed = request.args.get("k", "")
     pos = Position(lang, node, page=_small_int(request.args.get("p"), 1),
                    attempt=_small_int(request.args.get("a"), 0),
                    office=request.args.get("o", ""), service=request.args.get("s", ""),
-                   topic=request.args.get("t", ""))
-    digits = request.values.get("Digits")
-    outcome = flow().answer(pos, digits, noinput=request.args.get("noinput") == "1",
-                            params=request.values)
+                   topic=request.args.get("t", ""),
+                   keyed=keyed if keyed.isascii() and keyed.isdigit() and len(keyed) <= 20
+                   else "")
+    digits = request.values.get("Digits") or None
+    # A Gather's action without Digits: no key came (Somleng leaves Digits out, Twilio and
+    # the simulator send it empty), as the Redirect after the Gather would say a second later.
+    noinput = request.args.get("noinput") == "1" or (request.args.get("g") == "1"
+                                                     and digits is None)
+    outcome = flow().answer(pos, digits, noinput=noinput, params=request.values)
     log_step(pos.lang, outcome.node, digits, outcome.event)
     return twiml(outcome.response)
 
@@ -188,12 +200,14 @@ def recording() -> Response:
     values = request.values
     if values.get("RecordingStatus", "completed") == "completed":
         line().store.save_recording(
-            sid=values.get("CallSid", ""), caller=values.get("From", ""),
+            # no From in this callback (Twilio's or Somleng's): the store takes the caller
+            # hash from the call's own row
+            sid=values.get("CallSid", ""), caller="",
             kind=request.args.get("kind", "complaint"), lang=request.args.get("lang", ""),
             office=request.args.get("o", ""), service=request.args.get("s", ""),
             topic=request.args.get("t", ""), recording_sid=values.get("RecordingSid", ""),
             recording_url=values.get("RecordingUrl", ""),
-            duration_s=_small_int(values.get("RecordingDuration"), 0, limit=10**6))
+            duration_s=recording_duration(values.get("RecordingDuration")))
     return twiml(NOTHING_TO_SAY)
 
 

@@ -134,6 +134,11 @@ class Caller:
         return self._post(url, {"Digits": keys})
 
     def silence(self) -> Caller:
+        """No key: the Gather's action without Digits (actionOnEmptyResult, as Somleng
+        posts it), else the Redirect after the Gather."""
+        gather = self.doc.find("Gather")
+        if gather is not None and gather.get("actionOnEmptyResult") == "true":
+            return self._post(gather.get("action"))
         return self._post(self.doc.find("Redirect").text)
 
     def record(self, seconds: int, recording_sid: str = "RE1") -> Caller:

@@ -1,10 +1,10 @@
 """Walk the whole call graph as Twilio would: signed requests, every key at every menu,
 every recording and dial outcome.
 
-Every response must be schema-valid TwiML; every menu a one-key Gather with an action,
-nested prompts and a following verb (an office code: keys ended by '#'); no 5xx, no dead
-end; and every service's facts reachable from the greeting in at most four key presses
-(fee tables add one or two).
+Every response must be schema-valid TwiML; every menu a one-key Gather (finishOnKey "", so
+# and * are keys) with an action asked on silence too, nested prompts and a following verb
+(an office code: keys ended by '#'); no 5xx, no dead end; and every service's facts
+reachable from the greeting in at most four key presses (fee tables add one or two).
 """
 
 from __future__ import annotations
@@ -71,19 +71,26 @@ def walk(twilio: Twilio, schema: etree.XMLSchema, codes: list[str]) -> dict:
             if verb.tag == "Gather":
                 target = verb.get("action")
                 assert target, url
-                assert len(verb) > 0 and all(c.tag in ("Play", "Say") for c in verb), url
+                # prompts nested; only the wait for the rest of a code (k=...) has none
+                assert len(verb) > 0 or "k=" in target, url
+                assert all(c.tag in ("Play", "Say") for c in verb), url
+                assert verb.get("actionOnEmptyResult") == "true" and "g=1" in target, url
                 assert i + 1 < len(verbs), f"nothing follows the Gather at {url}"
                 node = node_of(target)
                 reached[node] = min(reached.get(node, presses), presses)
+                if verb.get("numDigits") == "1":  # '#' and '*' are keys, not terminators
+                    assert verb.get("finishOnKey") == "", url
+                else:  # an office code, ended with '#'
+                    assert verb.get("finishOnKey") == "#" and node.endswith("/office/code")
                 if "a=" in target:  # a re-prompt: its keys were tried at the first prompt
                     inputs = [JUNK[0]]
                 elif verb.get("numDigits") == "1":
                     inputs = KEYS + JUNK
-                else:  # an office code, ended with '#'
-                    assert verb.get("finishOnKey") == "#" and node.endswith("/office/code")
+                else:
                     inputs = codes + ["9999", "0", "*", "#", "x1"]
                 for key in inputs:
                     queue.append(((target, (("Digits", key),)), presses + 1))
+                queue.append(((target, ()), presses + 1))  # silence: the action, no Digits
             elif verb.tag == "Redirect":
                 queue.appendleft(((verb.text, ()), presses))
                 assert i == len(verbs) - 1

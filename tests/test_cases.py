@@ -117,6 +117,76 @@ def test_empty_recording_callback_is_logged_not_a_case(twilio, settings, caplog)
     assert "empty recording" in caplog.text
 
 
+# Somleng: the Record action has RecordingUrl and RecordingDuration only (no RecordingSid);
+# the status callback has RecordingSid (the URL's last segment) but no From.
+SOMLENG_CALL = "4f7b2c1e-9a0d-4c55-8e3b-2d6f1a9c7e10"
+SOMLENG_URL = ("https://api.somleng.org/2010-04-01/Accounts/0b9d5c1e-6d4f-4e1a-9a3b-7c2e8f"
+               "1d0a42/Calls/" + SOMLENG_CALL + "/Recordings/{}")
+
+
+def somleng_post(twilio: Twilio, url: str, params: dict[str, str]):
+    """A signed request with exactly these parameters (Twilio.post would add a From)."""
+    from ivr.simulate import sign
+    from tests.conftest import TOKEN
+
+    return twilio.send(url, params, {"X-Twilio-Signature": sign(TOKEN, url, params)})
+
+
+def somleng_callback(twilio: Twilio, callback: str, recording: str, seconds: int):
+    return somleng_post(twilio, callback, {
+        "CallSid": SOMLENG_CALL, "RecordingSid": recording, "RecordingStatus": "completed",
+        "RecordingUrl": SOMLENG_URL.format(recording), "RecordingDuration": str(seconds)})
+
+
+def test_somleng_recording_action_then_callback_make_one_case(twilio, settings):
+    call = Caller(twilio, sid=SOMLENG_CALL).start("2").press("4").press("1").press("1")
+    call.press("0105")
+    action = call.doc.find("Record").get("action")
+    # an empty recording: Somleng still calls the action, with duration 0
+    empty = "1c3e5a7b-0000-4000-8000-000000000001"
+    call._post(action, {"RecordingUrl": SOMLENG_URL.format(empty), "RecordingDuration": "0"})
+    assert "did not receive a message" in call.heard()
+    call.press("1")
+    record = call.doc.find("Record")
+    recording = "9e8d7c6b-5a49-4838-a716-151413121110"
+    call._post(record.get("action"), {"RecordingUrl": SOMLENG_URL.format(recording),
+                                      "RecordingDuration": "14"})
+    assert somleng_callback(twilio, record.get("recordingStatusCallback"), recording,
+                            14).status_code == 200
+    ((reference, sid, hashed, duration),) = db_rows(
+        settings, "SELECT reference, recording_sid, caller_hash, duration_s FROM recordings")
+    assert (sid, duration) == (recording, 14)
+    assert " ".join(reference) in call.heard()
+    assert db_rows(settings, f"SELECT caller_hash FROM calls WHERE sid = '{SOMLENG_CALL}'") == [
+        (hashed,)] and len(hashed) == 32
+
+
+def test_somleng_callback_before_the_action_gives_one_case(twilio, settings):
+    call = Caller(twilio, sid=SOMLENG_CALL).start("2").press("4").press("2").press("1")
+    call.press("0203")
+    record = call.doc.find("Record")
+    recording = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
+    somleng_callback(twilio, record.get("recordingStatusCallback"), recording, 9)
+    call._post(record.get("action"), {"RecordingUrl": SOMLENG_URL.format(recording) + ".wav",
+                                      "RecordingDuration": "9"})
+    ((reference, sid, hashed, office),) = db_rows(
+        settings, "SELECT reference, recording_sid, caller_hash, office_id FROM recordings")
+    assert (sid, office) == (recording, "battambang")
+    assert " ".join(reference) in call.heard()  # the case the callback made
+    assert db_rows(settings, "SELECT caller_hash FROM calls") == [(hashed,)] and hashed
+
+
+def test_a_recording_is_named_alike_by_the_action_and_the_callback():
+    from ivr.store import has_sound, recording_identity
+
+    url = SOMLENG_URL.format("ab-12")
+    assert recording_identity("", url) == recording_identity("ab-12", url) == "ab-12"
+    assert recording_identity("", url + ".mp3") == "ab-12"
+    assert recording_identity("", "") == ""
+    assert recording_identity("", "https://x.example/rec") == "https://x.example/rec"
+    assert has_sound(None, url) and not has_sound(0, url) and not has_sound(None, "")
+
+
 def test_references_are_unique_and_reveal_no_order():
     refs = [new_reference() for _ in range(2000)]
     assert all(len(r) == 6 and r.isdigit() for r in refs)

@@ -50,7 +50,7 @@ def test_complete_real_audio_passes_but_strict_fails_on_placeholders(monkeypatch
     full_manifest(tmp_path / "audio")
     result = run_check(monkeypatch, tmp_path / "audio")
     assert result.exit_code == 0, result.output
-    assert "171 prompts: 171 ready" in result.output
+    assert "173 prompts: 173 ready" in result.output
     strict = run_check(monkeypatch, tmp_path / "audio", "--strict")
     assert strict.exit_code == 1 and "placeholders an administrator must fill in" in strict.output
 

@@ -16,8 +16,10 @@ from tests.test_catalog import MINIMAL
 
 
 class Urls:
-    def step(self, pos: Position, noinput: bool = False) -> str:
-        return f"/{pos.lang}/{pos.node}?p={pos.page}&a={pos.attempt}" + ("&x" if noinput else "")
+    def step(self, pos: Position, noinput: bool = False, gather: bool = False) -> str:
+        return (f"/{pos.lang}/{pos.node}?p={pos.page}&a={pos.attempt}"
+                + (f"&k={pos.keyed}" if pos.keyed else "") + ("&g=1" if gather else "")
+                + ("&x" if noinput else ""))
 
     def audio(self, file: str) -> str:
         return f"/audio/{file}"
@@ -114,6 +116,17 @@ def test_two_reprompts_then_goodbye(flow, kind, digits, noinput):
     assert last.event == f"{kind}-goodbye" and doc.find("Hangup") is not None
     assert "Thank you for calling. Goodbye." in said(last.response)
     assert pos.attempt == 0
+
+
+def test_an_office_code_is_read_back_and_its_length_said_in_khmer_words(flow):
+    outcome = flow.answer(Position("en", "rate/office/code"), "99")
+    assert outcome.event == "invalid" and "a=1" in action(outcome.response)
+    assert said(outcome.response)[:6] == [
+        "Sorry, no office has that code.", "You keyed", "9", "9",
+        "An office code has 4 digits.", "Key in the office code, then press hash."]
+    assert flow.book.text("office.code.keyed", "km") == "អ្នកបានចុច"
+    assert flow.book.text("office.code.length", "km") == "លេខកូដការិយាល័យមាន បួន ខ្ទង់។"
+    assert "wall" not in flow.book.text("office.how", "en")
 
 
 def test_a_valid_key_resets_the_attempts(flow):

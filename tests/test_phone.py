@@ -127,8 +127,8 @@ def test_no_input_asks_again(client, dev_app) -> None:
     reply = start(client)
     reply = press(client, reply["call"], "2")
     reply = press(client, reply["call"], None)
-    assert reply["steps"][1]["inputs"] == [{"keys": None, "numDigits": 1, "finishOnKey": "#"}]
-    assert "noinput=1" in reply["steps"][-1]["url"]
+    assert reply["steps"][1]["inputs"] == [{"keys": None, "numDigits": 1, "finishOnKey": ""}]
+    assert "g=1" in reply["steps"][-1]["url"]  # the Gather's action, with no key
     assert heard(reply, since_step=2)[0] == book.text("error.noinput", "en")
     assert reply["waiting"] is not None and not reply["ended"]
 

@@ -122,6 +122,43 @@ def test_an_unknown_office_code_is_refused(twilio, settings):
     assert "type of service" in call.heard()
 
 
+def test_a_code_cut_short_by_the_carrier_is_continued(twilio, settings):
+    """Somleng ends the entry after 2 s between keys: "01", then "05", is office 0105."""
+    call = Caller(twilio).start("2").press("2").press("1").press("01")
+    gather = call.doc.find("Gather")
+    assert len(gather) == 0 and "k=01" in gather.get("action")  # no prompt: it just waits
+    assert gather.get("finishOnKey") == "#"
+    call.press("05")
+    assert "type of service" in call.heard()
+    call.press("2").press("1").press("4")
+    assert db_rows(settings, "SELECT office_id FROM feedback") == [("ou-chrov",)]
+
+
+def test_silence_after_part_of_a_code_reads_it_back(twilio, settings):
+    call = Caller(twilio).start("2").press("2").press("1").press("01").silence()
+    assert "You keyed 0 1 An office code has 4 digits." in call.heard()
+    assert "Key in the office code" in call.heard() and "a=1" in call.action()
+    assert "k=" not in call.action()  # keyed afresh
+    call.press("0105")
+    assert "type of service" in call.heard()
+
+
+def test_keys_that_begin_no_code_are_read_back(twilio, settings):
+    call = Caller(twilio).start("2").press("2").press("1").press("99")
+    assert "You keyed 9 9 An office code has 4 digits." in call.heard()
+    assert "a=1" in call.action()
+
+
+def test_silence_at_the_comment_offer_finishes_with_the_reference(twilio, settings):
+    call = to_survey_by_code(Caller(twilio).start("2"))
+    call.press("3").press("3").press("2").press("9")
+    assert "short comment" in call.heard()
+    call.silence()
+    (reference,) = db_rows(settings, "SELECT reference FROM feedback")[0]
+    assert "Thank you for your answers" in call.heard()
+    assert " ".join(reference) in call.heard()
+
+
 def test_recorded_comment_is_a_case_linked_to_the_rating(twilio, settings):
     call = to_survey_by_code(Caller(twilio).start("2"))
     call.press("3").press("3").press("2").press("2").press("1")

@@ -29,7 +29,7 @@ def test_signed_request_gets_the_greeting_and_is_logged(twilio, settings):
     response = twilio.post("/voice", {"CallSid": "CA1"})
     assert response.status_code == 200 and response.mimetype == "text/xml"
     doc = etree.fromstring(response.data)
-    assert doc.find("Gather").get("action") == "http://localhost/voice/km/welcome"
+    assert doc.find("Gather").get("action") == "http://localhost/voice/km/welcome?g=1"
     assert rows(settings, "SELECT sid, language FROM calls") == [("CA1", "km")]
 
 
@@ -83,7 +83,7 @@ def test_behind_a_proxy_the_public_url_is_signed(settings):
     response = behind.post("/voice", signed_url=public, **forwarded)
     assert response.status_code == 200
     # TwiML URLs point at the public address too
-    assert b'action="https://line.example.org/voice/km/welcome"' in response.data
+    assert b'action="https://line.example.org/voice/km/welcome?g=1"' in response.data
     # without trusting the proxy, the same request fails validation
     direct = Twilio(create_app(settings), base="http://10.0.0.5")
     assert direct.post("/voice", signed_url=public, **forwarded).status_code == 403
@@ -118,6 +118,19 @@ def test_a_database_fault_does_not_interrupt_the_call(app, twilio, settings):
     settings.database.mkdir()  # the file is gone and cannot be recreated
     response = twilio.post("/voice/km/main", {"Digits": "1"})
     assert response.status_code == 200 and b"<Gather" in response.data
+
+
+@pytest.mark.parametrize("digits", [None, ""])
+def test_a_gather_action_without_digits_is_no_input(twilio, digits):
+    """Somleng posts a Gather's action with no Digits (actionOnEmptyResult); the caller
+    hears the re-prompt at once, not after a Redirect's extra second."""
+    doc = etree.fromstring(twilio.post("/voice/en/main", {"Digits": "1"}).data)
+    gather = doc.find("Gather")
+    assert gather.get("finishOnKey") == "" and gather.get("actionOnEmptyResult") == "true"
+    params = {} if digits is None else {"Digits": digits}
+    again = etree.fromstring(twilio.post(gather.get("action"), params).data)
+    assert again.find("Gather/Say").text == "Sorry, we did not hear a key."
+    assert "a=1" in again.find("Gather").get("action")
 
 
 def test_status_callback_closes_the_call(twilio, settings):
