@@ -148,10 +148,11 @@ def recorded(flow: CallFlow, pos: Position, purpose: str, params: Mapping[str, s
 def case_menu(flow: CallFlow, pos: Position, reference: str) -> Menu | None:
     """The case reference, digit by digit; 1 to hear it again."""
     if reference == "kept":
-        return Menu(["case.thanks", "nav.main"])
+        return Menu(["case.thanks", "nav.main"], back=Position(pos.lang, "main"))
     if not (reference.isdigit() and len(reference) == 6):
         return None
+    # the message is kept: "back" from here is the main menu, not the recording again
     return Menu(["case.thanks", *flow.reference_prompts(reference), "reference.again",
-                 "nav.main"], {"1": pos.to(pos.node)})
+                 "nav.main"], {"1": pos.to(pos.node)}, back=Position(pos.lang, "main"))
 
 

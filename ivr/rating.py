@@ -62,7 +62,9 @@ def rate_menu(flow: CallFlow, pos: Position, rest: str) -> Menu | Action | None:
         prompts = ["rate.thanks"]
         if reference:
             prompts += [*flow.reference_prompts(reference), "reference.again"]
-        return Menu([*prompts, "nav.main"], {"1": pos.to("rate/thanks")}, cacheable=False)
+        # the answers are kept: "back" from here is the main menu, not the survey again
+        return Menu([*prompts, "nav.main"], {"1": pos.to("rate/thanks")},
+                    back=Position(pos.lang, "main"), cacheable=False)
     return None
 
 

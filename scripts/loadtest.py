@@ -3,11 +3,15 @@
 
 It starts gunicorn (or targets --url) with several workers on one temporary SQLite file and
 keeps N calls going for a fixed time through the browse, rating and complaint paths (a call
-that ends is followed at once by a new one on the same "line"). Every request is signed as
-Twilio signs it (ivr.simulate.sign) and every reply is parsed as TwiML
-(ivr.simulate.parse_twiml): the calls follow Gather actions, Redirects and Record actions as
-Twilio would, and end with the status callback. The client is asynchronous (aiohttp, one
-connection pool, uvloop when installed) so the generator is not the bottleneck.
+that ends is followed at once by a new one on the same "line"). Each call is the carrier
+model the tests use, ivr.simulate.CallEngine, with the profile of --carrier (twilio or
+somleng): it signs every request, runs the TwiML of every reply (finishOnKey,
+actionOnEmptyResult, inter-digit timeouts, Redirects, Record actions and recording callbacks,
+the status callback at the end) and asks for keys at each Gather; this script only sends its
+requests, times them and presses the call's planned keys, after a think time. Waits the
+carrier would make (Somleng's 1 s before a Redirect) pass on the engine's simulated clock,
+not in real time. The client is asynchronous (aiohttp, one connection pool, uvloop when
+installed) so the generator is not the bottleneck.
 
 In the same run it measures a bare Flask "hello" app (scripts/hello_app.py) under the same
 gunicorn settings, with the same client and concurrency, and reports the line's throughput
@@ -15,8 +19,9 @@ as a share of that baseline. The two take turns in --rounds slices, so that what
 the machine does weighs on both alike.
 
 Afterwards it reads the database: every answer that got a successful reply must be stored,
-exactly as sent, and no caller's phone number may appear anywhere in the database files
-(iterdump, the raw file and its WAL) or in the server log.
+exactly as sent, so must every recording reported with a successful reply (by the Record
+action or the recording status callback), and no caller's phone number may appear anywhere
+in the database files (iterdump, the raw file and its WAL) or in the server log.
 
     python scripts/loadtest.py --calls 64 --think 0 --duration 30                  # saturation
     python scripts/loadtest.py --calls 500 --think 1 --duration 60 --no-baseline   # capacity
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
@@ -52,7 +58,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, quote_plus, urlsplit
 
 import aiohttp
 import yarl
@@ -63,21 +69,21 @@ if str(ROOT) not in sys.path:  # run as a plain script from a checkout
 
 from ivr.catalog import Catalog, load_catalog  # noqa: E402
 from ivr.simulate import (  # noqa: E402
-    Dial,
-    Gather,
-    Hangup,
-    Record,
-    Redirect,
+    CARRIERS,
+    HANGUP,
+    CallEngine,
+    GatherInfo,
+    Reply,
+    Request,
+    Simulator,
     SimulatorError,
-    parse_twiml,
-    sign,
 )
 
 TOKEN = "loadtest-auth-token-0123456789"
 CALLER_KEY = "loadtest-caller-key"
-ACCOUNT_SID = "AC" + "0" * 32
 TWILIO_TIMEOUT = 15.0  # Twilio gives up on a webhook after 15 s
 MAX_STEPS = 40  # documents per call: a loop in the flow cannot run away
+FORM = "application/x-www-form-urlencoded"
 DRAIN_SECONDS = 20.0  # after the deadline, how long in-flight requests may take
 KINDS = ("browse", "rating", "complaint")
 P99_LIMIT_MS = 100.0
@@ -179,6 +185,7 @@ class Server:
 # --- calls ---------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8192)  # the same URLs come back call after call
 def node_kind(url: str) -> str:
     """Group webhook URLs by the kind of node: /voice, main, category, rate/q, status, ..."""
     path = urlsplit(url).path.rstrip("/")
@@ -305,8 +312,11 @@ def percentiles(values: list[float]) -> dict[str, float | int]:
 class Generator:
     """Runs the calls of one phase against one base URL."""
 
-    def __init__(self, base: str, catalog: Catalog, phase: Phase, duration: float, seed: int):
+    def __init__(self, base: str, catalog: Catalog, phase: Phase, duration: float, seed: int,
+                 carrier: str = "twilio"):
         self.base = base.rstrip("/")
+        self.carrier = CARRIERS[carrier]
+        self.account_sid = self.carrier.new_account_sid()  # one account for the whole run
         self.catalog = catalog
         self.phase = phase
         self.rng = random.Random(seed)
@@ -355,88 +365,85 @@ class Generator:
             await self.call(plan_call(kind, self.catalog, self.rng))
 
     async def call(self, plan: Plan) -> None:
+        """One call: the carrier's engine (ivr.simulate.CallEngine) plays the carrier, this
+        sends the requests it makes and presses the plan's keys at the Gathers it reaches."""
         phase = self.phase
         phase.calls_started += 1
         self.count += 1
-        sid = "CA" + secrets.token_hex(16)
         number = f"+8551{self.number_base + self.count:08d}"
         phase.numbers.append(number)
+        # the Simulator is only the configuration here: this driver does the sending
+        sim = Simulator(None, TOKEN, carrier=self.carrier, caller=number,
+                        base_url=self.base + "/", account_sid=self.account_sid,
+                        max_documents=MAX_STEPS, status_callback="voice/status")
+        engine = CallEngine(sim, start=(self.base + "/voice", "POST", None))
+        sid = engine.params["CallSid"]
         phase.sids.add(sid)
-        params = {"CallSid": sid, "AccountSid": ACCOUNT_SID, "From": number,
-                  "To": "+85523000000", "Caller": number, "Called": "+85523000000",
-                  "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
-                  "FromCountry": "KH", "ToCountry": "KH"}
         script = list(plan.digits)
-        url, extra = self.base + "/voice", {}
-        for _ in range(MAX_STEPS):
-            if time.monotonic() >= self.deadline:
-                return  # the caller is cut off: no status callback
-            verbs = await self.post(url, {**params, **extra})
-            answer = self.answer_in(plan, url, extra)
-            if verbs is None:
-                if answer:
-                    phase.answers_unsure.add((sid, *answer))
-                return
-            if answer:
-                phase.answers_sent.add((sid, *answer))
-            params["CallStatus"] = "in-progress"
-            target = await self.follow(verbs, script, url, params, extra)
-            if target is None:
-                break
-            url, extra = target
-            await self.think()
-        else:
-            phase.error("flow", f"more than {MAX_STEPS} documents in a {plan.kind} call")
-            return
-        if time.monotonic() < self.deadline:
-            status = await self.post(self.base + "/voice/status",
-                                     {**params, "CallStatus": "completed",
-                                      "CallDuration": "60"}, twiml=False)
-            if status is not None:
-                phase.calls_completed += 1
+        run = engine.run()
+        value: Any = None
+        try:
+            while True:
+                try:
+                    event = run.send(value)
+                except StopIteration:
+                    return
+                except SimulatorError as exc:  # what a carrier would reject ends the call
+                    message = str(exc)
+                    kind = ("flow" if message.startswith("redirect loop") else
+                            "non-twiml" if message.startswith("not TwiML") else "bad-twiml")
+                    phase.error(kind, message)
+                    return
+                if isinstance(event, GatherInfo):
+                    if not script:
+                        value = HANGUP  # the caller hangs up at a menu
+                    else:
+                        await self.think()
+                        value = script.pop(0)
+                    continue
+                if not isinstance(event, Request):
+                    phase.error("generator", f"unexpected {type(event).__name__} from the "
+                                "engine")
+                    return
+                if time.monotonic() >= self.deadline:
+                    return  # the caller is cut off: no more requests, no status callback
+                value = await self.send(event)
+                self.note(plan, sid, event, value)
+                if value is None:
+                    return  # the error is counted; the call ends without a status callback
+        finally:
+            run.close()
 
-    def answer_in(self, plan: Plan, url: str, extra: dict[str, str]) -> tuple[str, str] | None:
-        """The survey answer this request carries, if it is one."""
-        if plan.kind != "rating" or "Digits" not in extra:
+    def note(self, plan: Plan, sid: str, request: Request, reply: Reply | None) -> None:
+        """What a request carried that the database check looks for: answers and recordings
+        sent (on a 2xx reply; an answer whose reply was lost may be stored or not)."""
+        phase = self.phase
+        ok = reply is not None
+        if request.kind == "document":
+            answer = self.answer_in(plan, request)
+            if answer:
+                (phase.answers_sent if ok else phase.answers_unsure).add((sid, *answer))
+            params = request.params
+            if ok and params.get("RecordingUrl") and recording_seconds(params) > 0:
+                phase.recordings_sent.add(recording_id(params))  # the Record action
+        elif request.kind == "recording":
+            if ok and recording_seconds(request.params) > 0:
+                phase.recordings_sent.add(recording_id(request.params))
+        elif request.kind == "status" and ok:
+            phase.calls_completed += 1
+
+    def answer_in(self, plan: Plan, request: Request) -> tuple[str, str] | None:
+        """The survey answer this request carries, if it is one: keys posted to a question."""
+        if plan.kind != "rating" or "/rate/q/" not in request.url:
             return None
-        match = re.search(r"/rate/q/(\d+)$", urlsplit(url).path)
+        parts = urlsplit(request.url)
+        match = re.search(r"/rate/q/(\d+)$", parts.path)
         if not match:
             return None
+        params = request.params if request.method == "POST" else dict(parse_qsl(parts.query))
+        if not params.get("Digits"):  # no key came (Twilio posts Digits empty then)
+            return None
         return plan.answers.get(int(match.group(1)))
-
-    async def follow(self, verbs: list, script: list[str], url: str, params: dict[str, str],
-                     extra: dict[str, str]) -> tuple[str, dict[str, str]] | None:
-        """Run a document as Twilio would: where to go next, or None when the call ends."""
-        for verb in verbs:
-            if isinstance(verb, Gather):
-                if not script:
-                    return None  # the caller hangs up at a menu
-                return verb.action or url, {"Digits": script.pop(0)}
-            if isinstance(verb, Redirect):
-                return verb.url, {}
-            if isinstance(verb, Record):
-                return await self.record(verb, url, params)
-            if isinstance(verb, Dial):
-                return (verb.action, {"DialCallStatus": "busy"}) if verb.action else None
-            if isinstance(verb, Hangup):
-                return None
-        return None
-
-    async def record(self, verb: Record, url: str, params: dict[str, str]
-                     ) -> tuple[str, dict[str, str]]:
-        """The caller speaks for 5 s and presses #: the status callback, then the action."""
-        await self.think()
-        recording_sid = "RE" + secrets.token_hex(16)
-        recording = {"RecordingSid": recording_sid, "RecordingDuration": "5",
-                     "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}"
-                                     f"/Recordings/{recording_sid}"}
-        if verb.recording_status_callback:
-            ok = await self.post(verb.recording_status_callback,
-                                 {**params, **recording, "RecordingStatus": "completed"},
-                                 twiml=False)
-            if ok is not None:
-                self.phase.recordings_sent.add(recording_sid)
-        return verb.action or url, {**recording, "Digits": "#"}
 
     async def think(self) -> None:
         think, jitter = self.phase.think, self.phase.jitter
@@ -446,18 +453,24 @@ class Generator:
         else:
             await asyncio.sleep(0)
 
-    async def post(self, url: str, params: dict[str, str], twiml: bool = True) -> list | None:
-        """One signed webhook; the verbs of its reply, or None after an error (counted)."""
+    async def send(self, request: Request) -> Reply | None:
+        """One request of the engine's, signed by it; its reply, or None after an error
+        (counted): the engine only ever sees 2xx TwiML."""
         assert self.session is not None
         phase = self.phase
-        headers = {"X-Twilio-Signature": sign(TOKEN, url, params),
-                   "Content-Type": "application/x-www-form-urlencoded"}
-        form = urlencode(params).encode()  # as Twilio posts it (aiohttp's FormData is slow)
+        url = request.url
         kind = node_kind(url)
         began = time.monotonic()
         try:
-            async with self.session.post(yarl.URL(url, encoded=True), data=form,
-                                         headers=headers, allow_redirects=False) as reply:
+            if request.method == "POST":
+                form = encode_form(request.params)
+                headers = {**request.headers, "Content-Type": FORM}
+                sending = self.session.post(yarl.URL(url, encoded=True), data=form,
+                                            headers=headers, allow_redirects=False)
+            else:
+                sending = self.session.get(yarl.URL(url, encoded=True), headers=request.headers,
+                                           allow_redirects=False)
+            async with sending as reply:
                 body = await reply.read()
                 status, content_type = reply.status, reply.headers.get("Content-Type", "")
         except asyncio.TimeoutError:
@@ -471,28 +484,50 @@ class Generator:
         if finished <= self.deadline:
             phase.in_window += 1
         phase.latencies[kind].append((finished - began) * 1000)
-        if status != 200:
+        if not 200 <= status < 300:
             phase.error(f"http {status}", f"{url}: {body[:200]!r}")
             return None
+        if request.kind == "media":
+            return Reply(status, "", content_type, (finished - began) * 1000)
         if "xml" not in content_type.lower():
             phase.error("non-twiml", f"{url}: {content_type}")
             return None
-        try:
-            verbs = parse_twiml(body, url)
-        except SimulatorError as exc:
-            phase.error("bad-twiml", str(exc))
-            return None
-        return verbs if twiml else []
+        return Reply(status, body.decode("utf-8", errors="replace"), content_type,
+                     (finished - began) * 1000)
+
+
+_quote = functools.lru_cache(maxsize=16384)(quote_plus)  # a call's values repeat at every step
+
+
+def encode_form(params: dict[str, str]) -> bytes:
+    """The form as carriers post it: urlencode(params), but with the quoting of each key and
+    value remembered (this is most of the generator's own work per request; aiohttp's
+    FormData is slower still)."""
+    return "&".join([_quote(k) + "=" + _quote(v) for k, v in params.items()]).encode()
+
+
+def recording_seconds(params: dict[str, str]) -> int:
+    try:
+        return int(params.get("RecordingDuration") or 0)
+    except ValueError:
+        return 0
+
+
+def recording_id(params: dict[str, str]) -> str:
+    """How the store names a recording: its RecordingSid, or (Somleng's Record action sends
+    none) the last segment of RecordingUrl, which its status callback sends as the sid."""
+    return (params.get("RecordingSid")
+            or urlsplit(params.get("RecordingUrl", "")).path.rstrip("/").rpartition("/")[2])
 
 
 def run_phase(phase: Phase, base: str, catalog: Catalog, duration: float, seed: int,
-              server: Server | None) -> Phase:
+              server: Server | None, carrier: str = "twilio") -> Phase:
     """Run the phase's calls for `duration` seconds (added to what the phase has measured)."""
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     server_before = server.cpu_seconds() if server else None
     workers_before = set(server.pids()[1:]) if server else set()
     wall = time.monotonic()
-    generator = Generator(base, catalog, phase, duration, seed).run()
+    generator = Generator(base, catalog, phase, duration, seed, carrier).run()
     try:
         import uvloop  # a faster event loop, if installed: the generator costs less CPU
     except ImportError:
@@ -621,6 +656,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="skip the bare Flask baseline (scripts/hello_app.py)")
     parser.add_argument("--url", help="target a running line instead of starting gunicorn "
                         "(it must use the token in --token; no baseline)")
+    parser.add_argument("--carrier", default="twilio", choices=sorted(CARRIERS),
+                        help="which carrier the simulated calls come through: its rules for "
+                        "Gather, Record, Redirect and callbacks (ivr.simulate; twilio)")
     parser.add_argument("--token", default=TOKEN, help="TWILIO_AUTH_TOKEN of the target")
     parser.add_argument("--database", type=Path,
                         help="the target's SQLite file, to check answers (with --url)")
@@ -661,7 +699,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "seed": seed, "cpus": os.cpu_count(),
         "gunicorn": None if args.url else " ".join(["gunicorn", *options.args()]),
-        "target": args.url or "gunicorn on 127.0.0.1", "think_s": args.think,
+        "target": args.url or "gunicorn on 127.0.0.1", "carrier": args.carrier,
+        "think_s": args.think,
         "think_jitter": args.jitter,
         "duration_s": args.duration,
     }
@@ -698,12 +737,13 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"slice {r + 1}/{rounds}: bare Flask hello, then the line, "
                         f"{count} calls, {args.duration / rounds:g} s each ...")
                     run_phase(baseline, hello.url, catalog, args.duration / rounds, seed + r,
-                              hello)
+                              hello, args.carrier)
                     run_phase(phase, base, catalog, args.duration / rounds,
-                              seed + 1000 + r, line_server)
+                              seed + 1000 + r, line_server, args.carrier)
             else:
                 say(f"the line: {count} calls, think {args.think:g} s, {args.duration:g} s ...")
-                run_phase(phase, base, catalog, args.duration, seed + 1000 + i, line_server)
+                run_phase(phase, base, catalog, args.duration, seed + 1000 + i, line_server,
+                          args.carrier)
             summary = phase.summary()
             summary["p99_ok"] = summary["latency_ms"]["all"].get("p99", 0) < args.p99_limit
             runs.append(summary)
@@ -759,6 +799,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{db['caller_numbers_used']} used")
         if report["gunicorn"]:
             print(f"gunicorn: {report['gunicorn']}")
+        print(f"carrier: {args.carrier}")
         print("OK" if report["ok"] else "FAILED")
     return 0 if report["ok"] else 1
 
