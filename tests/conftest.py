@@ -11,6 +11,7 @@ from twilio.request_validator import RequestValidator
 from ivr import create_app
 from ivr.config import Settings
 from ivr.simulate import sign
+from tests.caller import Caller  # noqa: F401 - scenario tests import it from here
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "test-auth-token-0123456789"
@@ -101,53 +102,3 @@ class HttpTwilio(Twilio):
 @pytest.fixture
 def twilio(app) -> Twilio:
     return Twilio(app)
-
-
-class Caller:
-    """One call driven through the app step by step (press keys, stay silent, record)."""
-
-    def __init__(self, twilio: Twilio, sid: str = "CA" + "1" * 32, number: str = CALLER):
-        from lxml import etree
-
-        self.etree = etree
-        self.twilio = twilio
-        self.params = {"CallSid": sid, "From": number}
-        self.doc = None
-
-    def _post(self, url: str, extra: dict[str, str] | None = None):
-        response = self.twilio.post(url, {**self.params, **(extra or {})})
-        assert response.status_code == 200, (url, response.status_code)
-        self.doc = self.etree.fromstring(response.data)
-        return self
-
-    def start(self, lang_key: str | None = None) -> Caller:
-        self._post("/voice")
-        return self.press(lang_key) if lang_key else self.silence()
-
-    def action(self) -> str:
-        return self.doc.find("Gather").get("action")
-
-    def press(self, keys: str) -> Caller:
-        return self._post(self.action(), {"Digits": keys})
-
-    def repeat_last(self, keys: str, url: str) -> Caller:
-        return self._post(url, {"Digits": keys})
-
-    def silence(self) -> Caller:
-        """No key: the Gather's action without Digits (actionOnEmptyResult, as Somleng
-        posts it), else the Redirect after the Gather."""
-        gather = self.doc.find("Gather")
-        if gather is not None and gather.get("actionOnEmptyResult") == "true":
-            return self._post(gather.get("action"))
-        return self._post(self.doc.find("Redirect").text)
-
-    def record(self, seconds: int, recording_sid: str = "RE1") -> Caller:
-        record = self.doc.find("Record")
-        if seconds == 0:  # Twilio skips the action for an empty recording
-            return self._post(self.doc.find("Redirect").text)
-        return self._post(record.get("action"), {
-            "RecordingSid": recording_sid, "RecordingDuration": str(seconds),
-            "RecordingUrl": f"https://api.twilio.com/Recordings/{recording_sid}"})
-
-    def heard(self) -> str:
-        return " ".join(e.text or "" for e in self.doc.iter("Say"))
