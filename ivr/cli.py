@@ -44,11 +44,11 @@ def serve(host: str, port: int, debug: bool) -> None:
               help="Length of a recorded message (0: an empty recording).")
 @click.option("--sound/--no-sound", default=None,
               help="Play the prompts' audio (default: when a player is installed).")
-@click.option("--provider", "carrier", default="twilio", show_default=True,
-              type=click.Choice(["twilio", "somleng"]),
-              help="Whose rules the simulated carrier follows (Gather, Record, Redirect).")
+@click.option("--provider", "carrier", default=None, type=click.Choice(["twilio", "somleng"]),
+              help="Whose rules the simulated carrier follows (Gather, Record, Redirect); "
+                   "default: IVR_PROVIDER, else twilio.")
 def call(keys: str | None, url: str | None, dial_outcome: str, record_seconds: int,
-         sound: bool | None, carrier: str) -> None:
+         sound: bool | None, carrier: str | None) -> None:
     """Call the line from the terminal: hear (read) the prompts, press keys.
 
     Without --keys it is interactive: type keys and Enter; Enter alone is no input; q hangs
@@ -65,7 +65,7 @@ def call(keys: str | None, url: str | None, dial_outcome: str, record_seconds: i
                           keys is None)
     simulator = Simulator(target, settings.auth_token or "", prompt_text=prompt_texts(settings),
                           dial_outcome=dial_outcome, record_seconds=record_seconds,
-                          carrier=carrier,
+                          carrier=carrier or settings.provider,
                           ask_keys=None if keys is not None else phone.ask)
     transcript = simulator.call(keys or "")
     if keys is not None:
