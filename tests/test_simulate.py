@@ -15,6 +15,7 @@ from ivr.simulate import (
     Dial,
     FlaskTransport,
     Hangup,
+    Keys,
     Pause,
     Play,
     Record,
@@ -478,3 +479,185 @@ def test_the_same_menu_over_http(app: Flask, server: str) -> None:
     assert paths(app)[-1] == "/voice/status"
     with pytest.raises(SimulatorError, match="403"):
         Simulator(server, "another-token").call(["9"])
+
+
+# --- carrier profiles ------------------------------------------------------------------------
+
+
+def rules_app() -> Flask:
+    """Documents that show where Twilio and Somleng differ (every URL checks signatures)."""
+    app = Flask("rules")
+    events: list[tuple[str, dict[str, str]]] = []
+    app.config["events"] = events
+
+    def twiml(response: VoiceResponse) -> Response:
+        return Response(str(response), mimetype="text/xml")
+
+    @app.before_request
+    def check_signature() -> None:
+        params = request.form.to_dict() if request.method == "POST" else {}
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not RequestValidator(TOKEN).validate(request.url, params, signature):
+            abort(403)
+        events.append((request.path, params))
+
+    @app.route("/voice", methods=["POST"])
+    def voice() -> Response:
+        response = VoiceResponse()
+        kind = app.config.get("menu", "default")
+        if kind == "keys":  # '#' and '*' are keys; silence asks the action
+            gather = Gather(num_digits=1, finish_on_key="", action="/got",
+                            action_on_empty_result=True)
+        elif kind == "code":
+            gather = Gather(finish_on_key="#", action="/got", timeout=8)
+        elif kind == "pause":
+            response.pause(length=1)
+            gather = Gather(num_digits=1, action="/got")
+        else:  # the carriers' defaults: finishOnKey '#', no action on an empty result
+            gather = Gather(num_digits=1, action="/got")
+        gather.say("Menu.")
+        response.append(gather)
+        response.redirect("/silent")
+        return twiml(response)
+
+    @app.route("/got", methods=["POST"])
+    def got() -> Response:
+        response = VoiceResponse()
+        if app.config.get("record"):
+            response.record(action="/recorded", recording_status_callback="/recording-status",
+                            max_length=60, finish_on_key="#")
+            response.redirect("/nothing-recorded")
+        else:
+            response.say(f"Got {request.form.get('Digits', 'no Digits')}.")
+            response.hangup()
+        return twiml(response)
+
+    @app.route("/silent", methods=["POST"])
+    @app.route("/nothing-recorded", methods=["POST"])
+    @app.route("/recorded", methods=["POST"])
+    def end() -> Response:
+        response = VoiceResponse()
+        response.say("End.")
+        response.hangup()
+        return twiml(response)
+
+    @app.route("/recording-status", methods=["POST"])
+    @app.route("/voice/status", methods=["POST"])
+    def callback() -> Response:
+        return Response("", status=204)
+
+    return app
+
+
+@pytest.fixture
+def rules() -> Flask:
+    return rules_app()
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "somleng"])
+def test_hash_alone_ends_a_default_gather_with_nothing(rules: Flask, carrier: str) -> None:
+    """finishOnKey defaults to '#', also on a one-key menu: '#' is swallowed and the next verb
+    runs (the bug that made 'press hash for the main menu' do nothing)."""
+    transcript = Simulator(rules, TOKEN, carrier=carrier).call(["#"])
+    assert paths(rules)[:2] == ["/voice", "/silent"] and "/got" not in paths(rules)
+    assert transcript.steps[0].inputs[0].keys is None
+    assert transcript.steps[0].inputs[0].pressed == "#"
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "somleng"])
+def test_empty_finish_on_key_makes_hash_and_star_keys(rules: Flask, carrier: str) -> None:
+    rules.config["menu"] = "keys"
+    for key in "#*":
+        transcript = Simulator(rules, TOKEN, carrier=carrier).call([key])
+        assert f"Got {key}." in transcript.heard()
+
+
+def test_action_on_empty_result_posts_without_digits_on_somleng(rules: Flask) -> None:
+    rules.config["menu"] = "keys"
+    Simulator(rules, TOKEN, carrier="twilio").call([None])
+    Simulator(rules, TOKEN, carrier="somleng").call([None])
+    twilio, somleng = posted(rules, "/got")
+    assert twilio["Digits"] == "" and twilio["FinishedOnKey"] == ""  # Twilio: empty Digits
+    assert "Digits" not in somleng and "FinishedOnKey" not in somleng  # Somleng: none at all
+    assert "/silent" not in paths(rules)  # the Redirect after the Gather is never reached
+
+
+def test_somleng_ends_a_code_two_seconds_after_a_key(rules: Flask) -> None:
+    """Somleng's Gather `timeout` is only the wait for the first key; 2 s between keys end it.
+    Twilio waits `timeout` seconds between keys too."""
+    rules.config["menu"] = "code"
+    Simulator(rules, TOKEN, carrier="twilio").call([Keys("0105", gap=2.5)])
+    Simulator(rules, TOKEN, carrier="somleng").call([Keys("0105", gap=2.5)])
+    Simulator(rules, TOKEN, carrier="somleng").call([Keys("0105#", gap=1.5)])
+    assert [p["Digits"] for p in posted(rules, "/got")] == ["0105", "0", "0105"]
+    assert parse_keys("0105@2.5 -") == [Keys("0105", gap=2.5), None]
+
+
+def test_somleng_waits_a_second_before_a_redirect(rules: Flask) -> None:
+    twilio = Simulator(rules, TOKEN, carrier="twilio").call([None])
+    somleng = Simulator(rules, TOKEN, carrier="somleng").call([None])
+    assert [s.delay for s in twilio.steps] == [0.0, 0.0]
+    assert [s.delay for s in somleng.steps] == [0.0, 1.0]
+    assert twilio.reprompt_delays()[0] < 0.5 <= 1.0 <= somleng.reprompt_delays()[0]
+
+
+def test_somleng_refuses_pause(rules: Flask) -> None:
+    rules.config["menu"] = "pause"
+    with pytest.raises(SimulatorError, match="invalid element"):
+        Simulator(rules, TOKEN, carrier="somleng").call(["1"])
+    assert "Got 1." in Simulator(rules, TOKEN, carrier="twilio").call(["1"]).heard()
+
+
+def test_somleng_calls_look_like_somlengs(rules: Flask) -> None:
+    import uuid
+
+    Simulator(rules, TOKEN, carrier="somleng").call(["1"])
+    first = posted(rules, "/voice")[0]
+    assert str(uuid.UUID(first["CallSid"])) == first["CallSid"]
+    assert set(first) == {"Caller", "Called", "From", "To", "CallSid", "Direction",
+                          "AccountSid", "ApiVersion", "CallStatus"}
+    assert posted(rules, "/got")[0]["Digits"] == "1"
+    assert "FinishedOnKey" not in posted(rules, "/got")[0]
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "somleng"])
+def test_record_action_and_callback_parameters(rules: Flask, carrier: str) -> None:
+    rules.config.update(menu="keys", record=True)
+    transcript = Simulator(rules, TOKEN, carrier=carrier, record_seconds=9,
+                           recording_callback="after").call(["1"])
+    action, = posted(rules, "/recorded")
+    callback, = posted(rules, "/recording-status")
+    assert paths(rules).index("/recorded") < paths(rules).index("/recording-status")
+    assert action["RecordingDuration"] == callback["RecordingDuration"] == "9"
+    assert action["RecordingUrl"] == callback["RecordingUrl"]
+    assert callback["RecordingUrl"].endswith("/Recordings/" + callback["RecordingSid"])
+    assert "From" not in callback and callback["CallSid"] == transcript.call_sid
+    if carrier == "twilio":
+        assert action["RecordingSid"] == callback["RecordingSid"] and action["Digits"] == "#"
+    else:  # Somleng: no RecordingSid and no Digits at the action; its own API host
+        assert "RecordingSid" not in action and "Digits" not in action
+        assert callback["RecordingUrl"].startswith("https://api.somleng.org/")
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "somleng"])
+def test_an_empty_recording(rules: Flask, carrier: str) -> None:
+    """Twilio does not call the action of an empty recording (the next verb runs); Somleng
+    always posts it, with RecordingDuration 0. Neither sends a recording callback."""
+    rules.config.update(menu="keys", record=True)
+    Simulator(rules, TOKEN, carrier=carrier, record_seconds=0).call(["1"])
+    assert "/recording-status" not in paths(rules)
+    if carrier == "twilio":
+        assert "/recorded" not in paths(rules) and "/nothing-recorded" in paths(rules)
+    else:
+        assert posted(rules, "/recorded")[0]["RecordingDuration"] == "0"
+        assert "/nothing-recorded" not in paths(rules)
+
+
+def test_pause_at_record_lets_the_caller_say_how(rules: Flask) -> None:
+    rules.config.update(menu="keys", record=True)
+    live = Simulator(rules, TOKEN, pause_at_record=True).start()
+    live.press("1")
+    assert live.waiting is not None and live.waiting.finish_on_key == "#"
+    live.record(4, "#", "RE" + "4" * 32)
+    assert posted(rules, "/recorded")[0]["RecordingSid"] == "RE" + "4" * 32
+    assert posted(rules, "/recorded")[0]["RecordingDuration"] == "4"
