@@ -207,10 +207,27 @@ def test_each_recording_makes_one_case_and_the_caller_hears_its_reference(
     ((stored_kind, office, sid, duration, call_sid, reference),) = rows
     assert (stored_kind, office, sid, duration, call_sid) == (
         kind, "ou-chrov", recording, 14, call.sid)
-    if kind == "comment":  # a rating is told the rating's reference
-        ((reference,),) = db_rows(settings, "SELECT reference FROM feedback")
+    if kind == "comment":  # the comment is a case under the rating's own reference
+        assert db_rows(settings, "SELECT reference FROM feedback") == [(reference,)]
     assert heard == [reference]
     check_caller_hash(settings, call)
+
+
+def test_a_rating_and_a_case_never_share_a_reference(settings, monkeypatch):
+    """References are drawn at random per table; the second draw of a number already used
+    by the other table is refused and drawn again (a caller's reference finds one thing)."""
+    from ivr import store as store_module
+    from ivr.store import Store
+
+    draws = iter(["111111", "111111", "222222"])
+    monkeypatch.setattr(store_module, "new_reference", lambda: next(draws))
+    store = Store(settings.database, b"k")
+    case = store.save_recording(sid="CA1", caller="+85512000001", kind="complaint", lang="en",
+                                office="ou-chrov", service="", topic="other",
+                                recording_sid="RE1", recording_url="", duration_s=9)
+    rating = store.save_answer("CA2", "+85512000002", "ou-chrov", "barber", "en", "quality",
+                               "4")
+    assert (case, rating) == ("111111", "222222")
 
 
 def test_somleng_recording_action_then_callback_make_one_case(twilio, settings):
