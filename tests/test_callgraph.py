@@ -137,7 +137,8 @@ def test_a_broken_menu_builder_fails_the_walk(app, schema, faults, monkeypatch):
     monkeypatch.setattr(rating, "question_menu", broken)
     app.extensions["ivr"].menus.clear()
     catalog = load_catalog(ROOT / "catalog.yaml")
-    found = walk(app, TOKEN, "twilio", [catalog.offices[0].code], schema, apology_heard(app))
+    found = walk(app, TOKEN, "twilio", [catalog.offices[0].code], schema, apology_heard(app),
+                 stop=lambda: bool(faults.records))
     with pytest.raises(AssertionError):
         assert_sound(found, faults)
     assert faults.records or found.faults

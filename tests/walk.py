@@ -144,9 +144,10 @@ class Walk:
 
 def walk(app, token: str, carrier: str, codes: list[str], schema: etree.XMLSchema,
          faults: Callable[[list[str]], list[str]], prompt_text=None,
-         paced_code: str | None = None) -> Walk:
+         paced_code: str | None = None, stop: Callable[[], bool] | None = None) -> Walk:
     """Walk every menu under `carrier`. `faults(texts heard)` names what must never be heard
-    (the apology); `paced_code` is also keyed 2.5 s between keys."""
+    (the apology); `paced_code` is also keyed 2.5 s between keys; `stop()`, asked after each
+    state, ends the walk early (once a fault is found, say)."""
     transport = KeptReplies(app)
     found = Walk(carrier)
     checked: set[tuple] = set()
@@ -231,7 +232,7 @@ def walk(app, token: str, carrier: str, codes: list[str], schema: etree.XMLSchem
     queue: deque[tuple[State, int, str]] = deque([(State(plain.url("/voice"), "POST"), 0, "")])
     seen: set[tuple] = set()
     gathers: set[tuple] = set()
-    while queue:
+    while queue and not (stop is not None and (found.faults or stop())):
         state, presses, parent = queue.popleft()
         if shape(state.url, state.params) in seen:
             continue
