@@ -83,11 +83,14 @@ def login() -> Response | tuple[str, int, dict[str, str]]:
         return _form(None)
     name = request.form.get("username", "").strip().lower()[:80]
     password = request.form.get("password", "")
+    if not name or not password:  # nothing to check: not an attempt, and not counted
+        return _form(t("login.missing"), 400)
     address = client_address()
     db = conn()
     device = device_of(name)
     account_key = f"device:{device}" if device else f"account:{name}"
-    wait = accounts.reserve(db, [(account_key, ACCOUNT), (f"address:{address}", ADDRESS)])
+    address_key = f"address:{address}"
+    wait = accounts.reserve(db, [(account_key, ACCOUNT), (address_key, ADDRESS)])
     if wait > 0:
         log.warning("admin sign-in for %r from %s throttled (%.0f s)", name, address, wait)
         minutes = max(1, math.ceil(wait / 60))
@@ -102,6 +105,7 @@ def login() -> Response | tuple[str, int, dict[str, str]]:
         return _form(t("login.wrong"), 401)
     account = found[0]
     accounts.forget(db, account_key)
+    accounts.release(db, address_key)
     chosen = session.get("lang")
     session.clear()  # a fresh session (and CSRF token) for the signed-in account
     session.update(sid=accounts.open_session(db, account, address),
