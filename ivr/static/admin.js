@@ -3,7 +3,8 @@
 document.addEventListener("DOMContentLoaded", () => {
   for (const audio of document.querySelectorAll("audio[data-cannot]")) {
     audio.addEventListener("error", async () => {
-      const box = audio.parentElement.querySelector(".player-problem");
+      const player = audio.closest(".player");
+      const box = player.parentElement.querySelector(".player-problem");
       let reason = "";
       try {
         const answer = await fetch(audio.currentSrc || audio.src, {credentials: "same-origin"});
@@ -14,7 +15,7 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       box.textContent = `${audio.dataset.cannot} ${reason.trim()}`;
       box.hidden = false;
-      audio.hidden = true;
+      player.hidden = true;
     });
   }
 });
