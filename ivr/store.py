@@ -283,16 +283,20 @@ class Store:
     def _feedback(self, sid: str, hashed: str, office: str, service: str, lang: str,
                   stamp: str) -> tuple[int, str]:
         for _ in range(20):
-            try:
+            reference = new_reference()
+            try:  # one space of references: none is both a rating's and a case's
                 self.db.execute(
                     "INSERT INTO feedback (call_sid, caller_hash, office_id, service_id, lang, "
-                    "created_at, reference) VALUES (?,?,?,?,?,?,?) "
+                    "created_at, reference) SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM recordings WHERE reference = ?) "
                     "ON CONFLICT(call_sid, office_id, service_id) DO NOTHING",
-                    [sid, hashed, office, service, lang, stamp, new_reference()],
+                    [sid, hashed, office, service, lang, stamp, reference, reference],
                 )
-                break
             except sqlite3.IntegrityError:  # the random reference was taken: draw again
                 continue
+            if self.db.execute("SELECT 1 FROM feedback WHERE call_sid = ? AND office_id = ? "
+                               "AND service_id = ?", [sid, office, service]).fetchone():
+                break
         row = self.db.execute(
             "SELECT id, reference FROM feedback WHERE call_sid = ? AND office_id = ? "
             "AND service_id = ?", [sid, office, service]).fetchone()
@@ -343,26 +347,36 @@ class Store:
                         service: str, topic: str, recording_sid: str, recording_url: str,
                         duration_s: int | None, stamp: str) -> str | None:
         caller_hash = caller_hash or self.call_caller_hash(sid)
+        # A rating's comment is a case under the rating's own reference: the one the caller
+        # hears after it. Other cases draw a reference no rating or case has.
+        rating = (self.feedback_reference(sid, office, service) if kind == "comment"
+                  else None)
         # The second report of a recording fills in what the first lacked; a missing
         # duration (NULL) or an empty caller hash or URL never overwrites a known one.
-        for _ in range(20):
+        for attempt in range(20):
+            reference = rating if rating and attempt == 0 else new_reference()
             try:
                 self.db.execute(
                     "INSERT INTO recordings (kind, call_sid, caller_hash, office_id, service_id, "
                     "topic, lang, duration_s, recording_sid, recording_url, reference, status, "
-                    "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,'new',?,?) "
-                    "ON CONFLICT(recording_sid) DO UPDATE SET "
+                    "created_at, updated_at) SELECT ?,?,?,?,?,?,?,?,?,?,?,'new',?,? "
+                    "WHERE NOT EXISTS (SELECT 1 FROM feedback WHERE reference = ? "
+                    "AND NOT (call_sid = ? AND office_id = ? AND service_id = ? AND ? = 'comment'))"
+                    " ON CONFLICT(recording_sid) DO UPDATE SET "
                     "duration_s = max(coalesce(duration_s, excluded.duration_s), "
                     "coalesce(excluded.duration_s, duration_s)), "
                     "caller_hash = coalesce(nullif(caller_hash, ''), excluded.caller_hash), "
                     "recording_url = coalesce(nullif(excluded.recording_url, ''), recording_url), "
                     "updated_at = excluded.updated_at",
                     [kind, sid, caller_hash, office, service, topic, lang, duration_s,
-                     recording_sid, recording_url, new_reference(), stamp, stamp],
+                     recording_sid, recording_url, reference, stamp, stamp,
+                     reference, sid, office, service, kind],
                 )
-                break
-            except sqlite3.IntegrityError:
+            except sqlite3.IntegrityError:  # the reference was taken: draw again
                 continue
+            if self.db.execute("SELECT 1 FROM recordings WHERE recording_sid = ?",
+                               [recording_sid]).fetchone():
+                break
         row = self.db.execute("SELECT reference FROM recordings WHERE recording_sid = ?",
                               [recording_sid]).fetchone()
         return row[0] if row else None

@@ -50,15 +50,18 @@ def test_fifty_simultaneous_ratings_store_every_answer_once(gunicorn):
     codes = ["0105", "0110", "0203", "0204", "0206"]
 
     def rate(i: int) -> tuple[str, str, str, str]:
+        """One caller over HTTP, through the carrier simulator (Twilio's rules)."""
         call = Caller(HttpTwilio(base), sid=f"CA{i:032d}", number=f"+8551{i:08d}")
         call.start("2").press("2").press("1")
         start.wait(timeout=60)  # everyone answers at the same moment from here
-        call.press(codes[i % 5]).press("5").press(str(1 + i % 6))  # transport, one licence
+        call.press(codes[i % 5] + "#").press("5").press(str(1 + i % 6))  # transport, a licence
         quality, timeliness = str(1 + i % 5), str(5 - i % 5)
         call.press(quality).press(timeliness).press("1" if i % 3 == 0 else "2").press("9")
         call.press("2")  # no comment
         assert "reference number" in call.heard()
-        return call.params["CallSid"], quality, timeliness, "yes" if i % 3 == 0 else "no"
+        call.hangup()  # the status callback, too, comes from 50 calls at once
+        assert call.transcript.status_callback_sent
+        return call.sid, quality, timeliness, "yes" if i % 3 == 0 else "no"
 
     with ThreadPoolExecutor(CALLS) as pool:
         sent = list(pool.map(rate, range(CALLS)))
@@ -67,6 +70,8 @@ def test_fifty_simultaneous_ratings_store_every_answer_once(gunicorn):
             "SELECT f.call_sid, a.question, a.value FROM answers a "
             "JOIN feedback f ON f.id = a.feedback_id").fetchall()
         assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (CALLS,)
+        assert conn.execute("SELECT count(*) FROM calls WHERE status = 'completed'"
+                            ).fetchone() == (CALLS,)
     expected = sorted(
         (sid, question, value) for sid, quality, timeliness, paid in sent
         for question, value in (("quality", quality), ("timeliness", timeliness),

@@ -16,8 +16,13 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from ivr import create_app
+from ivr.flow import CallFlow
+from ivr.simulate import GatherInfo
 from ivr.voice import FlaskUrls, _requested_url, twilio_signature
-from tests.conftest import CALLER, Twilio
+from tests.conftest import CALLER, Caller, Twilio
+
+CARRIERS = ["twilio", "somleng"]
+APOLOGY = "something went wrong"
 
 
 def rows(settings, sql: str) -> list[tuple]:
@@ -25,7 +30,14 @@ def rows(settings, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
+# Requests posted directly (not through the carrier simulator) below are the ones no caller
+# can make: missing, forged or tampered signatures, another account's token, a proxy's
+# headers, and HTTP-level checks (status, content type). Everything a caller hears goes
+# through tests.caller.Caller, keys pressed as on a handset.
+
+
 def test_signed_request_gets_the_greeting_and_is_logged(twilio, settings):
+    # posted directly: an HTTP-level check of a signed request (status, content type)
     response = twilio.post("/voice", {"CallSid": "CA1"})
     assert response.status_code == 200 and response.mimetype == "text/xml"
     doc = etree.fromstring(response.data)
@@ -35,6 +47,7 @@ def test_signed_request_gets_the_greeting_and_is_logged(twilio, settings):
 
 @pytest.mark.parametrize("headers", [{}, {"X-Twilio-Signature": "forged="}])
 def test_missing_or_forged_signature_is_refused_without_side_effect(app, settings, headers):
+    # posted directly: a request the carrier never sends (no or a forged signature)
     client = app.test_client()
     response = client.post("/voice/km/main", data={"CallSid": "CA2", "Digits": "1"},
                            headers=headers)
@@ -44,6 +57,7 @@ def test_missing_or_forged_signature_is_refused_without_side_effect(app, setting
 
 
 def test_signature_over_different_params_is_refused(app):
+    # posted directly: a tampered request (the signature is over other Digits)
     twilio = Twilio(app)
     params = {"CallSid": "CA3", "From": CALLER, "To": "+85523000000", "Digits": "1"}
     signature = twilio.validator.compute_signature("http://localhost/voice/km/main", params)
@@ -72,11 +86,14 @@ def test_the_signature_check_agrees_with_twilios_validator(app, path, query, for
 
 
 def test_signature_with_another_token_is_refused(app):
+    # posted directly: signed with another account's token, as no carrier of ours signs
     assert Twilio(app, token="someone-elses-token").post("/voice").status_code == 403
 
 
 def test_behind_a_proxy_the_public_url_is_signed(settings):
     """Twilio signs https://line.example.org/voice; the app sees http://10.0.0.5/voice."""
+    # posted directly: the proxy's X-Forwarded-* headers and the URL signed differ from the
+    # URL requested, which is HTTP plumbing between the carrier and the app
     forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "line.example.org"}
     public = "https://line.example.org/voice"
     behind = Twilio(create_app(settings, proxy_hops=1), base="http://10.0.0.5")
@@ -95,58 +112,67 @@ def test_production_refuses_to_start_without_a_token(settings):
 
 
 def test_a_fault_becomes_an_apology_and_the_main_menu(app, twilio, monkeypatch):
-    def broken(self, pos, digits, noinput=False):
-        raise RuntimeError("disk on fire")
+    answer = CallFlow.answer
 
-    monkeypatch.setattr("ivr.flow.CallFlow.answer", broken)
-    response = twilio.post("/voice/en/categories", {"Digits": "1"})
-    assert response.status_code == 200
-    doc = etree.fromstring(response.data)
-    assert "something went wrong" in doc.find("Say").text
-    assert doc.find("Redirect").text == "http://localhost/voice/en/main"
+    def broken_at_the_categories(self, pos, digits, noinput=False, params=None):
+        if pos.node == "categories":
+            raise RuntimeError("disk on fire")
+        return answer(self, pos, digits, noinput, params)
+
+    call = Caller(twilio).start("2").press("1")  # English, the categories menu
+    monkeypatch.setattr(CallFlow, "answer", broken_at_the_categories)
+    call.press("1")
+    heard = call.heard()
+    assert APOLOGY in heard and "Main menu." in heard
+    assert heard.index(APOLOGY) < heard.index("Main menu.")  # sorry, then the main menu
+    assert call.action() == "http://localhost/voice/en/main?g=1"
 
 
 def test_a_fault_in_the_main_menu_hangs_up_instead_of_looping(app, twilio, monkeypatch):
+    call = Caller(twilio).start()  # silence: the Khmer main menu
     monkeypatch.setattr("ivr.flow.CallFlow.answer",
                         lambda *a, **k: (_ for _ in ()).throw(ValueError("x")))
-    doc = etree.fromstring(twilio.post("/voice/km/main", {"Digits": "1"}).data)
-    assert doc.find("Hangup") is not None and doc.find("Redirect") is None
+    call.press("1")  # a Redirect back to the main menu would loop (the simulator says so)
+    assert APOLOGY in call.heard()
+    assert call.ended and call.transcript.ended_by == "hangup" and len(call.steps) == 1
 
 
 def test_a_database_fault_does_not_interrupt_the_call(app, twilio, settings):
     settings.database.unlink()
     settings.database.mkdir()  # the file is gone and cannot be recreated
-    response = twilio.post("/voice/km/main", {"Digits": "1"})
-    assert response.status_code == 200 and b"<Gather" in response.data
+    call = Caller(twilio).start().press("1")
+    assert isinstance(call.waiting, GatherInfo) and "/voice/km/categories" in call.action()
+    assert APOLOGY not in call.heard()
 
 
-@pytest.mark.parametrize("digits", [None, ""])
-def test_a_gather_action_without_digits_is_no_input(twilio, digits):
-    """Somleng posts a Gather's action with no Digits (actionOnEmptyResult); the caller
-    hears the re-prompt at once, not after a Redirect's extra second."""
-    doc = etree.fromstring(twilio.post("/voice/en/main", {"Digits": "1"}).data)
-    gather = doc.find("Gather")
-    assert gather.get("finishOnKey") == "" and gather.get("actionOnEmptyResult") == "true"
-    params = {} if digits is None else {"Digits": digits}
-    again = etree.fromstring(twilio.post(gather.get("action"), params).data)
-    assert again.find("Gather/Say").text == "Sorry, we did not hear a key."
-    assert "a=1" in again.find("Gather").get("action")
+@pytest.mark.parametrize("carrier", CARRIERS)
+def test_a_gather_action_without_digits_is_no_input(twilio, carrier):
+    """Silence at a menu: Twilio posts the Gather's action with Digits empty
+    (actionOnEmptyResult), Somleng with no Digits at all; either way the caller hears the
+    re-prompt at once, not after a Redirect (which Somleng follows a second later)."""
+    call = Caller(twilio, carrier=carrier).start("2").press("1")
+    assert call.waiting.finish_on_key == "" and call.waiting.action_on_empty_result
+    call.silence()
+    (step,) = call.steps  # the Gather's action: no Redirect was followed
+    assert step.params.get("Digits") == ("" if carrier == "twilio" else None)
+    assert not step.redirected and step.delay == 0
+    assert call.heard().startswith("Sorry, we did not hear a key.")
+    assert "a=1" in call.action()
 
 
 def test_status_callback_closes_the_call(twilio, settings):
-    twilio.post("/voice", {"CallSid": "CA9"})
-    twilio.post("/voice/status", {"CallSid": "CA9", "CallStatus": "completed",
-                                  "CallDuration": "42"})
+    call = Caller(twilio, sid="CA" + "9" * 32).start("2").press("1")
+    call.hangup()  # the carrier reports the call's end and its length
+    assert call.transcript.status_callback_sent and call.transcript.duration > 0
     assert rows(settings, "SELECT status, duration_s, ended_at IS NOT NULL FROM calls") == [
-        ("completed", 42, 1)]
+        ("completed", call.transcript.duration, 1)]
 
 
 def test_no_raw_phone_number_is_stored(twilio, settings):
-    twilio.post("/voice", {"CallSid": "CA7", "From": CALLER})
-    twilio.post("/voice/km/main", {"CallSid": "CA7", "From": CALLER, "Digits": "1"})
-    twilio.post("/voice/status", {"CallSid": "CA7", "From": CALLER, "CallStatus": "completed"})
+    call = Caller(twilio, sid="CA" + "7" * 32, number=CALLER).start().press("1")
+    call.hangup()
     dump = "\n".join(sqlite3.connect(settings.database).iterdump())
-    assert "CA7" in dump
+    assert "CA" + "7" * 32 in dump
     for form in (CALLER, CALLER.lstrip("+"), "12345678"):
         assert form not in dump
     hashes = rows(settings, "SELECT DISTINCT caller_hash FROM calls")
@@ -154,6 +180,8 @@ def test_no_raw_phone_number_is_stored(twilio, settings):
 
 
 # --- audio -------------------------------------------------------------------------------
+# What the caller hears goes through the Caller (fetch_audio: the carrier GETs each <Play>);
+# the file requests themselves (headers, revalidation, 404s) are HTTP-level checks.
 
 
 @pytest.fixture
@@ -175,20 +203,24 @@ def rendered(settings):
 
 
 def test_rendered_prompt_is_played_and_missing_ones_are_said_in_english(rendered, settings):
-    twilio = Twilio(create_app(settings))
-    doc = etree.fromstring(twilio.post("/voice").data)
-    gather = doc.find("Gather")
-    assert gather.find("Play").text == "http://localhost/audio/km/abc123.wav"
-    assert gather.find("Say").text == "For English, press 2."
-    assert gather.find("Say").get("language") == "en-US"
+    app = create_app(settings)
+    call = Caller(Twilio(app), fetch_audio=True).start()  # the carrier fetches what it plays
+    played, said = call.transcript.steps[0].prompts  # the greeting
+    assert played.kind == "play" and played.value == "http://localhost/audio/km/abc123.wav"
+    assert played.text == app.extensions["ivr"].book.text("greeting", "km")
+    assert call.sim.audio_status == {played.value: 200}
+    assert said.kind == "say" and said.text == "For English, press 2."
+    assert said.language == "en-US"
 
 
 def test_stale_audio_is_not_played(rendered, settings):
     manifest = json.loads((settings.audio_dir / "manifest.json").read_text())
     manifest["prompts"][0]["text"] = "an older greeting"
     (settings.audio_dir / "manifest.json").write_text(json.dumps(manifest))
-    doc = etree.fromstring(Twilio(create_app(settings)).post("/voice").data)
-    assert doc.find("Gather/Play") is None
+    call = Caller(Twilio(create_app(settings)), fetch_audio=True).start()
+    greeting = call.transcript.steps[0].prompts
+    assert [p.kind for p in greeting] == ["say", "say"]
+    assert "Welcome to the information line" in greeting[0].text  # said, not silent
 
 
 def test_audio_headers_and_revalidation(rendered, app):
@@ -230,9 +262,8 @@ def test_catalogue_edits_reach_the_next_call_and_broken_ones_are_refused(setting
     app = create_app(settings, catalog=path)
     twilio = Twilio(app)
 
-    def barber_fee() -> str:
-        doc = etree.fromstring(twilio.post("/voice/en/category/commerce", {"Digits": "1"}).data)
-        return " ".join(e.text for e in doc.iter("Say"))
+    def barber_fee() -> str:  # a new call: English, services, business licences, barber
+        return Caller(twilio).start("2").press("1").press("2").press("1").heard()
 
     assert "20,000 riel" in barber_fee()
     path.write_text(original.replace("riel: 20000\n      per: {km: ក្នុងមួយច្បាប់, en: per "

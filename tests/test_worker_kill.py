@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ivr.simulate import Gather, SimulatorError, parse_twiml, sign
+from ivr.simulate import HttpTransport, PostReply, Simulator, SimulatorError
 from tests.conftest import ROOT, TOKEN, free_port, line_env
 
 WORKERS = 4
@@ -90,53 +90,62 @@ class Tally:
         self.unsure: set[tuple[str, str, str]] = set()  # answers whose reply was lost
 
 
-def rate(base: str, i: int, tally: Tally) -> bool:
-    """One rating call over HTTP, signed as Twilio signs; True when it went through whole.
-    A new connection per request, as Twilio's webhooks come: a killed worker takes only
-    the requests it was holding."""
-    sid, number = f"CA{os.getpid():08d}{i:024d}", f"+8551{i:08d}"
-    quality, timeliness, paid = str(1 + i % 5), str(5 - i % 5), "1" if i % 3 == 0 else "2"
-    answers = {"1": ("quality", quality), "2": ("timeliness", timeliness),
-               "3": ("unofficial-payment", "yes" if paid == "1" else "no"),
-               "4": ("gender", "skipped")}
-    keys = ["2", "2", "1", CODES[i % 5], "5", str(1 + i % 6), quality, timeliness, paid, "9",
-            "2"]
-    url, extra = base + "/voice", {}
-    for key in [*keys, None]:
-        params = {"CallSid": sid, "From": number, "To": "+85523000000", **extra}
+class TalliedTransport(HttpTransport):
+    """The simulator's HTTP transport, counting what the carrier sent and got back. A new
+    connection per request, as Twilio's webhooks come: a killed worker takes only the
+    requests it was holding."""
+
+    def __init__(self, tally: Tally, answers: dict[str, tuple[str, str, str]]):
+        super().__init__(timeout=15)
+        self.tally, self.answers = tally, answers
+
+    def post(self, url: str, params: dict[str, str], headers: dict[str, str]) -> PostReply:
+        tally = self.tally
         answer = None
-        if "/rate/q/" in url and "Digits" in extra:
-            answer = (sid, *answers[url.split("/rate/q/")[1].split("?")[0]])
+        if "/rate/q/" in url and params.get("Digits"):  # an answer to a rating question
+            answer = self.answers[url.split("/rate/q/")[1].split("?")[0]]
         with tally.lock:
             tally.in_flight += 1
         try:
-            reply = requests.post(url, data=params, timeout=15,
-                                  headers={"X-Twilio-Signature": sign(TOKEN, url, params),
-                                           "Connection": "close"})
+            reply = super().post(url, params, {**headers, "Connection": "close"})
         except requests.RequestException as exc:
             with tally.lock:
                 tally.connection_errors.append(f"{url}: {exc!r}"[:300])
                 if answer:
                     tally.unsure.add(answer)
-            return False
+            raise
         finally:
             with tally.lock:
                 tally.in_flight -= 1
         with tally.lock:
             tally.answered += 1
-            tally.statuses[reply.status_code] = tally.statuses.get(reply.status_code, 0) + 1
-            if reply.status_code == 200 and answer:
+            tally.statuses[reply.status] = tally.statuses.get(reply.status, 0) + 1
+            if reply.status == 200 and answer:
                 tally.acknowledged.add(answer)
-        if reply.status_code != 200:
-            return False
-        if key is None:
-            return b"reference number" in reply.content  # the thanks, with the reference
-        try:
-            gather = next(v for v in parse_twiml(reply.content, url) if isinstance(v, Gather))
-        except (SimulatorError, StopIteration):
-            return False
-        url, extra = gather.action or url, {"Digits": key}
-    return False
+        return reply
+
+
+def rate(base: str, i: int, tally: Tally) -> bool:
+    """One rating call over HTTP through the carrier simulator (Twilio's rules: signed
+    requests, Gathers followed, keys as a handset sends them), hung up after the thanks;
+    True when it went through whole."""
+    sid, number = f"CA{os.getpid():08d}{i:024d}", f"+8551{i:08d}"
+    quality, timeliness, paid = str(1 + i % 5), str(5 - i % 5), "1" if i % 3 == 0 else "2"
+    answers = {"1": (sid, "quality", quality), "2": (sid, "timeliness", timeliness),
+               "3": (sid, "unofficial-payment", "yes" if paid == "1" else "no"),
+               "4": (sid, "gender", "skipped")}
+    # English, rate, I know the code, the code, transport, a licence, four answers (9: skip
+    # the gender question), no comment
+    keys = ["2", "2", "1", CODES[i % 5] + "#", "5", str(1 + i % 6), quality, timeliness, paid,
+            "9", "2"]
+    sim = Simulator(TalliedTransport(tally, answers), TOKEN, base_url=base, caller=number)
+    try:
+        transcript = sim.call(keys, call_sid=sid)  # then the caller hangs up
+    except (requests.RequestException, SimulatorError):  # a lost connection, or not 200
+        return False
+    thanks = " ".join(p.text or "" for p in transcript.last.prompts)
+    return (not transcript.unused and transcript.status_callback_sent
+            and "reference number" in thanks)  # the thanks, with the reference
 
 
 def test_a_killed_worker_loses_no_acknowledged_answer_and_the_line_goes_on(line):
