@@ -337,9 +337,11 @@ def service_choices(catalog: Catalog) -> list[tuple[str, str]]:
 def scorecard() -> str:
     catalog, conn, filters = context()
     card = scorecard_tables(catalog, conn, filters)
+    scope = filters.scope
+    printable = filters.office or (scope[0] if scope and len(scope) == 1 else "")
     return render("admin/scorecard.html", card=card, filters=filters, catalog=catalog,
-                  page="scorecard", offices=office_choices(catalog, filters.scope),
-                  services=service_choices(catalog))
+                  page="scorecard", offices=office_choices(catalog, scope),
+                  services=service_choices(catalog), printable=printable)
 
 
 def office_card(catalog: Catalog, conn: sqlite3.Connection, filters: Filters) -> Scorecard:

@@ -311,7 +311,7 @@ def _template_helpers() -> dict[str, Any]:
         switch = url_for(request.endpoint, **(request.view_args or {}),
                          **{**request.args.to_dict(), "lang": other})
     found = current_user() if request.endpoint not in (None, "admin.login") else None
-    return {"t": t, "lang": lang(), "other_lang_name": t(f"lang.{other}"),
+    return {"t": t, "lang": lang(), "other_lang": other, "other_lang_name": t(f"lang.{other}"),
             "switch_url": switch, "csrf_token": csrf_token, "user": found,
             "may": (lambda endpoint: bool(found) and may(found.role, endpoint))}
 
