@@ -208,3 +208,38 @@ def test_the_bootstrap_password_makes_the_first_admin_only(settings):
         create_app(settings.__class__(**{**settings.__dict__, "database":
                                          settings.database.with_name("other.db")}),
                    admin_password="short")
+
+
+def test_an_administrator_manages_accounts_on_the_page(settings, line_app):
+    app, cases = line_app
+    admin = app.test_client()
+    assert ivr(settings, "users", "add", "root", "--role", "admin",
+               stdin="administrator pw\n").exit_code == 0
+    log_in(admin, "administrator pw", "root")
+    page = admin.get("/admin/users?lang=en").get_data(as_text=True)
+    token = csrf_of(page)
+    made = admin.post("/admin/users", data={"csrf": token, "username": "keo.sophea",
+                                            "role": "ombudsman", "office": ["battambang"],
+                                            "password": "sophea's password"})
+    assert made.status_code == 302
+    refused = admin.post("/admin/users", data={"csrf": token, "username": "keo.sophea",
+                                               "role": "analyst", "password": "long enough pw"})
+    assert refused.status_code == 400
+    assert "There is already an account keo.sophea" in refused.get_data(as_text=True)
+    sophea = app.test_client()
+    assert log_in(sophea, "sophea's password", "keo.sophea").status_code == 302
+    assert sophea.get(f"/admin/cases/{cases['battambang']}").status_code == 200
+    assert sophea.get(f"/admin/cases/{cases['poipet']}").status_code == 404
+    assert admin.post("/admin/users/keo.sophea/password",
+                      data={"csrf": token, "password": "short"}).status_code == 400
+    assert admin.post("/admin/users/keo.sophea/password",
+                      data={"csrf": token, "password": "a brand new one"}).status_code == 302
+    assert sophea.get("/admin/cases").status_code == 302  # signed out by the new password
+    assert admin.post("/admin/users/root/disable", data={"csrf": token}).status_code == 400
+    assert admin.post("/admin/users/keo.sophea/disable", data={"csrf": token}
+                      ).status_code == 302
+    assert log_in(app.test_client(), "a brand new one", "keo.sophea").status_code == 401
+    logged = [(u, a, t) for u, a, t, _ in audit_rows(settings) if a.startswith("user.")]
+    assert logged[-3:] == [("root", "user.add", "keo.sophea"),
+                           ("root", "user.password", "keo.sophea"),
+                           ("root", "user.disable", "keo.sophea")]
