@@ -118,6 +118,9 @@ def test_the_cases_list_comes_in_pages_and_the_csv_has_every_case(admin, case_of
     ("/admin/cases?page=0&lang=en", 400, "The page number must be a whole number"),
     ("/admin/cases?page=two&lang=en", 400, "The page number must be a whole number"),
     ("/admin/cases?page=9&lang=en", 404, "There is no page 9: the last is 1."),
+    ("/admin/cases?page=99999999999999999999999&lang=en", 404, "the last is 1."),
+    ("/admin/audit?page=99999999999999999999999&lang=en", 404, "the last is 1."),
+    ("/admin/export/cases/cases.csv?page=2&lang=en", 200, "Reference"),
     ("/admin/export/nowhere/x.csv?lang=en", 403, "You may not open this page"),
     ("/admin/cases/12345x?lang=en", 404, "nothing you may see"),
 ])

@@ -25,6 +25,7 @@ from ivr.admin.web import (
     Table,
     audit,
     bp,
+    check_page,
     client_address,
     conn,
     current_app,
@@ -207,6 +208,7 @@ def audit_table(db: sqlite3.Connection, page: int | None) -> Table:
     who = request.args.get("user", "").strip().lower()
     where, args = (" WHERE user = ?", [who]) if who else ("", [])
     total = db.execute(f"SELECT count(*) FROM audit_log{where}", args).fetchone()[0]
+    check_page(page, total, AUDIT_PAGE)
     limit = f" LIMIT {AUDIT_PAGE} OFFSET {(page - 1) * AUDIT_PAGE}" if page else ""
     rows = [{"at": when(at), "user": name, "role": role, "action": action, "target": target,
              "detail": detail, "address": address}

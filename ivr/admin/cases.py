@@ -24,6 +24,7 @@ from ivr.admin.web import (
     Table,
     audit,
     bp,
+    check_page,
     context,
     deny,
     line,
@@ -67,6 +68,7 @@ def case_rows(conn: sqlite3.Connection, filters: Filters, page: int | None = Non
     and how many there are in all."""
     where, args = case_query(filters)
     total = conn.execute(f"SELECT count(*) FROM recordings{where}", args).fetchone()[0]
+    check_page(page, total, PAGE_SIZE)
     limit = f" LIMIT {PAGE_SIZE} OFFSET {(page - 1) * PAGE_SIZE}" if page else ""
     cursor = conn.execute(f"SELECT {', '.join(CASE_COLUMNS)} FROM recordings{where} "
                           f"ORDER BY created_at DESC, id DESC{limit}", args)

@@ -308,8 +308,8 @@ def _template_helpers() -> dict[str, Any]:
     other = LANGS[1] if lang() == LANGS[0] else LANGS[0]
     switch = None
     if request.endpoint and request.method == "GET":
-        switch = url_for(request.endpoint, **(request.view_args or {}),
-                         **{**request.args.to_dict(), "lang": other})
+        switch = url_for(request.endpoint, **{**request.args.to_dict(),
+                                               **(request.view_args or {}), "lang": other})
     found = current_user() if request.endpoint not in (None, "admin.login") else None
     return {"t": t, "lang": lang(), "other_lang": other, "other_lang_name": t(f"lang.{other}"),
             "switch_url": switch, "csrf_token": csrf_token, "user": found,
@@ -474,21 +474,27 @@ class Table:
 def page_number(args: Mapping[str, str]) -> int:
     """?page=N (1 when absent); anything but a whole number from 1 is a 400 that says so."""
     value = args.get("page", "1")
-    if not value.isdigit() or int(value) < 1:
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
         deny(400, "error.page")
     return int(value)
+
+
+def check_page(page: int | None, total: int, size: int) -> None:
+    """404, naming the last page, for a page past the end (before any query asks for it)."""
+    last = max(1, -(-total // size))
+    if page is not None and page > last:
+        deny(404, "error.no_page", page=str(page), last=str(last))
 
 
 def paginate(table: Table, page: int, size: int) -> None:
     """Page `page` of a table of `table.total` rows, `size` a page: the pager's figures and
     links (404, saying which pages exist, past the last)."""
     last = max(1, -(-(table.total or 0) // size))
-    if page > last:
-        deny(404, "error.no_page", page=str(page), last=str(last))
+    check_page(page, table.total or 0, size)
 
     def link(number: int) -> str:
-        return url_for(request.endpoint or "admin.index", **(request.view_args or {}),
-                       **{**request.args.to_dict(), "page": str(number)})
+        return url_for(request.endpoint or "admin.index", **{
+            **request.args.to_dict(), **(request.view_args or {}), "page": str(number)})
 
     table.pages = {"page": page, "last": last, "first_row": (page - 1) * size + 1,
                    "last_row": (page - 1) * size + len(table.rows),
