@@ -427,6 +427,14 @@ def test_the_recording_is_fetched_with_basic_auth_and_streamed(admin_app, admin,
         as_text=True)  # the page links to the app, never to the provider
     wav = admin.get(f"/admin/cases/{case_reference}/recording?format=wav")
     assert wav.mimetype == "audio/wav" and provider.sent[-1].url == RECORDING_URL + ".wav"
+    saved = admin.get(f"/admin/cases/{case_reference}/recording?download=1")
+    assert saved.headers["Content-Disposition"].startswith("attachment")
+    with sqlite3.connect(admin_app.extensions["ivr"].settings.database) as conn:
+        heard = conn.execute("SELECT action, target, detail FROM audit_log WHERE action LIKE "
+                             "'recording.%' ORDER BY id").fetchall()
+    assert heard == [("recording.play", case_reference, "mp3"),
+                     ("recording.play", case_reference, "wav"),
+                     ("recording.download", case_reference, "mp3")]
 
 
 def test_the_recording_is_refused_when_not_signed_in(admin_app, case_reference, monkeypatch):

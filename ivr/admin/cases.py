@@ -262,8 +262,8 @@ def recording(reference: str) -> Response:
         log.error("the provider answered %s for the recording of case %s",
                   upstream.status_code, reference)
         deny(502, "recording.provider_refused")
-    audit("recording.play" if request.args.get("download") is None else "recording.download",
-          reference, fmt)
+    download = request.args.get("download") is not None
+    audit("recording.download" if download else "recording.play", reference, fmt)
 
     def body() -> Iterator[bytes]:
         try:
@@ -272,7 +272,8 @@ def recording(reference: str) -> Response:
             upstream.close()
 
     headers = {"Cache-Control": "private, no-store",
-               "Content-Disposition": f'inline; filename="case-{reference}.{fmt}"'}
+               "Content-Disposition": f'{"attachment" if download else "inline"}; '
+                                      f'filename="case-{reference}.{fmt}"'}
     if upstream.headers.get("Content-Length", "").isdigit():
         headers["Content-Length"] = upstream.headers["Content-Length"]
     return Response(body(), mimetype="audio/mpeg" if fmt == "mp3" else "audio/wav",
