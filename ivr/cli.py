@@ -1,8 +1,9 @@
-"""The `ivr` command: serve, check, render, call, report."""
+"""The `ivr` command: serve, check, render, call, report, users, purge."""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -135,6 +136,150 @@ def render(ctx: click.Context) -> None:
     from ivr.render import main as render_main
 
     sys.exit(render_main(ctx.args))
+
+
+def _admin_store(settings: Settings) -> Any:
+    """The line's database with the admin pages' tables (no caller is hashed here)."""
+    from ivr.admin import schema
+    from ivr.store import Store
+
+    store = Store(settings.database, settings.caller_key or b"unused: no caller is stored")
+    schema.migrate(store)
+    return store
+
+
+def _password(confirm: bool = True) -> str:
+    """The new password: from standard input (its first line), or asked twice at a
+    terminal without echo."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _fail(exc: Exception) -> None:
+    from ivr.admin.accounts import AccountError
+    from ivr.admin.web import english
+
+    if isinstance(exc, AccountError):
+        raise click.ClickException(english(exc.key, **exc.values))
+    raise exc
+
+
+@main.group()
+def users() -> None:
+    """Admin accounts: one per person, with a role (admin, ombudsman, office, analyst)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["admin", "ombudsman", "office",
+                                                          "analyst"]))
+@click.option("--office", "offices", multiple=True,
+              help="An office id of the catalogue (repeat for several); ombudsman and office "
+                   "accounts need one at least.")
+def users_add(name: str, role: str, offices: tuple[str, ...]) -> None:
+    """Create an account; the password is read from standard input."""
+    from ivr.admin import accounts
+    from ivr.catalog import load_catalog
+
+    settings = Settings.from_env()
+    store = _admin_store(settings)
+    known = [o.id for o in load_catalog(settings.catalog).offices]
+    try:
+        made = accounts.add_user(store.db.conn, name, role, offices, _password(), known)
+    except accounts.AccountError as exc:
+        _fail(exc)
+        return
+    accounts.audit(store.db.conn, accounts.operator(), "", "user.add", made.name,
+                   f"role {made.role}; offices {','.join(made.offices) or '-'}", "local")
+    click.echo(f"added {made.name} ({made.role}"
+               + (f": {', '.join(made.offices)}" if made.offices else "") + ")")
+
+
+@users.command("list")
+def users_list() -> None:
+    """Every account: name, role, offices, active or disabled, last sign-in (UTC)."""
+    from ivr.admin import accounts
+
+    store = _admin_store(Settings.from_env())
+    rows = accounts.list_users(store.db.conn)
+    if not rows:
+        click.echo("no accounts yet: ivr users add NAME --role admin")
+        return
+    click.echo(f"{'name':<20} {'role':<10} {'status':<9} {'last sign-in':<20} offices")
+    for account in rows:
+        click.echo(f"{account.name:<20} {account.role:<10} "
+                   f"{'active' if account.active else 'disabled':<9} "
+                   f"{(account.last_sign_in_at or '-')[:19]:<20} "
+                   f"{','.join(account.offices) or '(all)'}")
+
+
+@users.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Disable an account: its sessions end at once; it can no longer sign in."""
+    from ivr.admin import accounts
+
+    store = _admin_store(Settings.from_env())
+    try:
+        gone = accounts.disable_user(store.db.conn, name)
+    except accounts.AccountError as exc:
+        _fail(exc)
+        return
+    accounts.audit(store.db.conn, accounts.operator(), "", "user.disable", gone.name,
+                   address="local")
+    click.echo(f"disabled {gone.name}; its sessions have ended")
+
+
+@users.command("password")
+@click.argument("name")
+def users_password(name: str) -> None:
+    """Set an account's password (from standard input); its sessions end at once."""
+    from ivr.admin import accounts
+
+    store = _admin_store(Settings.from_env())
+    try:
+        changed = accounts.set_password(store.db.conn, name, _password())
+    except accounts.AccountError as exc:
+        _fail(exc)
+        return
+    accounts.audit(store.db.conn, accounts.operator(), "", "user.password", changed.name,
+                   address="local")
+    click.echo(f"password of {changed.name} changed; its sessions have ended")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="List what is due; delete nothing.")
+def purge(dry_run: bool) -> None:
+    """Delete the recordings (at the provider too) and notes of cases closed more than
+    IVR_RETENTION_DAYS ago. Run it daily (cron or a systemd timer)."""
+    from ivr.admin import retention
+
+    settings = Settings.from_env()
+    if not settings.database.exists():
+        raise click.ClickException(f"no database at {settings.database}")
+    try:
+        settings = settings.resolved() if not dry_run else settings
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    store = _admin_store(settings)
+    listed, outcome = retention.purge(store.db.conn, settings, dry_run=dry_run)
+    verb = "due" if dry_run else "purged"
+    click.echo(f"retention {settings.retention_days} days (closed before "
+               f"{retention.cutoff(settings)[:10]}): {len(listed)} case(s) due")
+    for case in listed:
+        held = [w for w, has in (("recording", bool(case.recording_url)),
+                                 ("note", case.has_note)) if has]
+        click.echo(f"  {case.reference}  {case.kind:<18} {case.office or '-':<14} "
+                   f"closed {case.closed[:10]}  {' + '.join(held) or 'nothing left'}")
+    if dry_run:
+        click.echo(f"dry run: nothing deleted ({len(listed)} {verb})")
+        return
+    click.echo(f"{len(outcome.deleted)} {verb}; {len(outcome.failed)} kept at the provider")
+    for case, problem in outcome.failed:
+        click.echo(f"  NOT DELETED {case.reference}: {problem}", err=True)
+    if outcome.failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

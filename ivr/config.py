@@ -33,6 +33,11 @@ class Settings:
     provider: str = "twilio"  # who calls the webhooks: "twilio" or "somleng"
     somleng_api_url: str | None = None  # the Somleng deployment's API, e.g. https://api.somleng.org
     recording_hosts_override: tuple[str, ...] = ()  # IVR_RECORDING_HOSTS: exact host names
+    # the addresses of the reverse proxies whose X-Forwarded-For the admin pages believe (for
+    # sign-in throttling and the audit log); a request from anywhere else is its own address
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    admin_idle_minutes: int = 30  # an admin session unused this long ends
+    retention_days: int = 365  # recordings and notes of cases closed this long ago: `ivr purge`
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -55,6 +60,9 @@ class Settings:
             provider=(env.get("IVR_PROVIDER") or "").strip().lower() or "twilio",
             somleng_api_url=env.get("IVR_SOMLENG_API_URL") or None,
             recording_hosts_override=host_list(env.get("IVR_RECORDING_HOSTS", "")),
+            trusted_proxies=host_list(env.get("IVR_TRUSTED_PROXIES", "127.0.0.1,::1")),
+            admin_idle_minutes=whole_number(env, "IVR_ADMIN_IDLE_MINUTES", 30),
+            retention_days=whole_number(env, "IVR_RETENTION_DAYS", 365),
         )
         return replace(settings, **overrides)
 
@@ -110,6 +118,16 @@ class Settings:
 
     def _stored_key(self) -> bytes:
         return stored_secret(self.database.parent / "caller.key").encode()
+
+
+def whole_number(env: Any, name: str, default: int) -> int:
+    """A positive whole number from the environment (RuntimeError, naming it, otherwise)."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise RuntimeError(f"{name} is {value!r}: it must be a whole number, 1 or more.")
+    return int(value)
 
 
 def host_list(value: str) -> tuple[str, ...]:

@@ -17,7 +17,8 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -98,10 +99,16 @@ class Store:
         # gunicorn starts its workers together: on a new file, switching to WAL and creating
         # tables from several processes at once fails with "database is locked" (SQLite does
         # not wait on those), so the processes take turns here.
+        with self.migration_lock():
+            self.migrate()
+
+    @contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        """Schema changes one process at a time (the admin pages' tables use it too)."""
         with open(self.path.with_name(self.path.name + ".migrate.lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                self.migrate()
+                yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -375,9 +382,17 @@ class Store:
         return row[0] if row else None
 
     def set_case_status(self, reference: str, status: str, note: str = "") -> bool:
+        """Set a case's status and note; `closed_at` (when the admin pages' retention
+        counts from, if that column exists) is set when a case is closed and cleared when
+        it is opened again."""
         if status not in CASE_STATUSES:
             raise ValueError(f"status must be one of {', '.join(CASE_STATUSES)}")
+        stamp = now()
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(recordings)")}
+        closed = (", closed_at = CASE WHEN ? = 'closed' THEN coalesce(closed_at, ?) END"
+                  if "closed_at" in columns else "")
         cursor = self.db.execute(
-            "UPDATE recordings SET status = ?, note = ?, updated_at = ? WHERE reference = ?",
-            [status, note, now(), reference])
+            f"UPDATE recordings SET status = ?, note = ?, updated_at = ?{closed} "
+            "WHERE reference = ?",
+            [status, note, stamp, *([status, stamp] if closed else []), reference])
         return cursor.rowcount > 0

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         client = app.test_client()
         form = client.get("/admin/login").get_data(as_text=True)
         token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore
-        assert client.post("/admin/login", data={"csrf": token, "password": PASSWORD}
+        assert client.post("/admin/login", data={"csrf": token, "username": "admin",
+                                                  "password": PASSWORD}
                            ).status_code == 302
         for page in PAGES:
             times = []
