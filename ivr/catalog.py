@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -369,6 +369,10 @@ for _tag, _pattern, _first in (
     _LineLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
 
 
+def _construct_int(loader: _LineLoader, node: yaml.ScalarNode) -> int:
+    return int(loader.construct_scalar(node))  # decimal, also with leading zeros
+
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Node:
     result = _Node()
     result.line = node.start_mark.line + 1
@@ -396,6 +400,7 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> _Seq:
     return result
 
 
+_LineLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
@@ -748,8 +753,8 @@ FeeField = Annotated[
                   custom_error_message="must be a fee (type and riel), fee parts, a fee table "
                   "(choose) or `unpublished`"),
 ]
-DocumentsField = Union[Annotated[list[TextSpec], Field(min_length=1)], Literal["unpublished"]]
-ValidityField = Union[TextSpec, Literal["unpublished"]]
+DocumentsField = Annotated[list[TextSpec], Field(min_length=1)] | Literal["unpublished"]
+ValidityField = TextSpec | Literal["unpublished"]
 
 
 class ServiceSpec(Spec):
@@ -860,6 +865,7 @@ class CatalogSpec(Spec):
 for _model in (FeeOptionSpec, FeeChoiceSpec, FeeTableSpec, ServiceSpec, CatalogSpec):
     _model.model_rebuild()
 
+RENAMED = {"district_code": "gazetteer_code"}  # keys of older catalogues
 TAGS = {"hours", "placeholder", "fee-table", "fee-parts", "fee-single", "not-published"}
 _SECTIONS = {"categories": "category", "services": "service", "provinces": "province",
              "offices": "office"}
@@ -952,8 +958,9 @@ def _words_for(err: Mapping[str, Any], located: _Located, loc: tuple) -> str:
         _, _, parent, _ = located.walk(loc)
         allowed = getattr(parent, "allowed", ())
         key = str(loc[-1])
-        hint = _suggest(key, allowed) or (f" (known here: {', '.join(allowed)})" if allowed
-                                         else "")
+        hint = (f" (it is now called {RENAMED[key]})" if RENAMED.get(key) in allowed else
+                _suggest(key, allowed) or (f" (known here: {', '.join(allowed)})" if allowed
+                                           else ""))
         if value is None and getattr(parent, "flow", False):
             hint += "; if it is the end of the text before it, put that text in quotes"
         return f"is not a key the catalogue knows{hint}"
@@ -1051,6 +1058,7 @@ def _load(path: Path) -> Catalog:
     context = {"languages": tuple(languages)}
 
     specs: dict[str, Any] = {}
+    whole: set[str] = set()  # the sections whose every item is valid
     for name, info in fields.items():
         if name == "languages":
             continue
@@ -1070,11 +1078,13 @@ def _load(path: Path) -> Catalog:
             item_kind = kind.__args__[0]
             specs[name] = [(i, _validate(_adapter(item_kind), item, (name, i), located, errors,
                                          context)) for i, item in enumerate(items)]
+            if all(s is not None for _, s in specs[name]):
+                whole.add(name)
             specs[name] = [(i, s) for i, s in specs[name] if s is not None]
         else:
             specs[name] = _validate(_adapter(kind), root[name], (name,), located, errors,
                                     context)
-    catalog = _build(path, tuple(languages), specs, located, errors)
+    catalog = _build(path, tuple(languages), specs, whole, located, errors)
     if errors:
         raise CatalogErrors(errors)
     assert catalog is not None
@@ -1122,10 +1132,19 @@ def _duplicates(items: Sequence[tuple[int, Any]], attribute: str, section: tuple
         seen.add(value)
 
 
-def _build(path: Path, languages: tuple[str, ...], specs: dict[str, Any], located: _Located,
-           errors: list[CatalogError]) -> Catalog | None:
-    """The catalogue from the checked items, with the checks that span several items."""
+def _build(path: Path, languages: tuple[str, ...], specs: dict[str, Any], whole: set[str],
+           located: _Located, errors: list[CatalogError]) -> Catalog | None:
+    """The catalogue from the checked items, with the checks that span several items (those
+    that a broken item would make false, such as "no office in this province", only when
+    every item of the section is valid: the broken item is already reported)."""
     placeholders: list[Placeholder] = []
+
+    def written(section: str, key: str = "id") -> set[str]:
+        """The ids the file gives in a section, valid items or not (a reference to an item
+        that is itself broken is not reported again)."""
+        items = located.root.get(section)
+        return {str(i[key]) for i in items if isinstance(i, dict) and key in i} \
+            if isinstance(items, list) else set()
 
     provinces: dict[str, Province] = {}
     _duplicates(specs["provinces"], "code", ("provinces",), located, errors, "province")
@@ -1140,8 +1159,10 @@ def _build(path: Path, languages: tuple[str, ...], specs: dict[str, Any], locate
         at = ("offices", i)
         province = provinces.get(o.province)
         if province is None:
-            errors.append(located.error((*at, "province"), f"'{o.province}' is not in "
-                                        "provinces" + _suggest(o.province, list(provinces))))
+            if o.province not in written("provinces", "code"):
+                errors.append(located.error((*at, "province"), f"'{o.province}' is not in "
+                                            "provinces" + _suggest(o.province, list(provinces))))
+            whole.discard("offices")
             continue
         level = OFFICE_KINDS[o.kind]
         if level == "district" and not (len(o.gazetteer_code) == 4 and
@@ -1180,7 +1201,7 @@ def _build(path: Path, languages: tuple[str, ...], specs: dict[str, Any], locate
         errors.append(located.error(("offices",), "must list at least one office"))
     with_office = {o.province.code for o in offices}
     for i, p in specs["provinces"]:
-        if p.code not in with_office and specs["offices"]:
+        if p.code not in with_office and specs["offices"] and "offices" in whole:
             errors.append(located.error(("provinces", i), "has no office: callers who choose "
                                         "it would reach an empty menu"))
 
@@ -1191,14 +1212,14 @@ def _build(path: Path, languages: tuple[str, ...], specs: dict[str, Any], locate
     services: list[Service] = []
     for i, s in specs["services"]:
         at = ("services", i)
-        if s.category not in categories:
+        if s.category not in categories and s.category not in written("categories"):
             errors.append(located.error((*at, "category"), f"unknown category '{s.category}'"
                                         f"{_suggest(s.category, list(categories))} (known: "
                                         f"{', '.join(categories)})"))
         for j, office_id in enumerate(s.offered_at or ()):
             office = office_ids.get(office_id)
             if office is None:
-                if offices:
+                if offices and office_id not in written("offices"):
                     errors.append(located.error((*at, "offered_at", j), f"'{office_id}' is not "
                                                 "an office of the catalogue"
                                                 f"{_suggest(office_id, list(office_ids))}"))
@@ -1208,7 +1229,8 @@ def _build(path: Path, languages: tuple[str, ...], specs: dict[str, Any], locate
             if (s.offered_at or []).index(office_id) != j:
                 errors.append(located.error((*at, "offered_at", j), f"'{office_id}' is listed "
                                             "twice"))
-        if not s.offered_at and offices and not any(o.level == s.level for o in offices):
+        if not s.offered_at and "offices" in whole and offices and \
+                not any(o.level == s.level for o in offices):
             errors.append(located.error((*at, "level"), f"no office of the catalogue gives "
                                         f"{s.level} services, so callers could never rate it"))
         sources = (s.source,) if isinstance(s.source, str) else tuple(s.source)
@@ -1227,7 +1249,7 @@ def _build(path: Path, languages: tuple[str, ...], specs: dict[str, Any], locate
     built: list[Category] = []
     for i, c in specs["categories"]:
         members = tuple(s for s in services if s.category == c.id)
-        if not members and specs["services"]:
+        if not members and specs["services"] and "services" in whole:
             errors.append(located.error(("categories", i), "has no services: callers would "
                                         "reach an empty menu"))
         built.append(Category(c.id, _text_of(c.name), members))  # type: ignore[arg-type]

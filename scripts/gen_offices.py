@@ -63,7 +63,8 @@ def existing_offices(path: Path) -> dict[str, dict[str, Any]]:
     """What the catalogue says today about each office, by its official code."""
     if not path.is_file():
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
     found = {}
     for office in data.get("offices") or []:
         code = str(office.get("gazetteer_code") or office.get("district_code") or "")
