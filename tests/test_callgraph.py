@@ -12,11 +12,10 @@ import logging
 from datetime import datetime, timezone
 
 import pytest
-from lxml import etree
 
 from ivr import create_app
 from ivr.catalog import FeeChoice, load_catalog
-from tests.conftest import ROOT, TOKEN, twiml_schema_path
+from tests.conftest import ROOT, TOKEN, TwimlSchemas, with_ombudsman
 from tests.walk import Walk, walk
 
 MAX_PRESSES = 4
@@ -24,8 +23,8 @@ CARRIERS = ["twilio", "somleng"]
 
 
 @pytest.fixture(scope="module")
-def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(twiml_schema_path())))
+def schema() -> TwimlSchemas:
+    return TwimlSchemas()
 
 
 def apology_heard(app):
@@ -102,12 +101,7 @@ def test_whole_call_graph(app, schema, faults, carrier):
 
 def test_call_graph_with_an_ombudsman_on_duty(settings, schema, faults, tmp_path):
     """With a real number and open hours the line dials; every dial outcome is handled."""
-    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8")
-    text = text.replace(
-        "    ombudsman:\n      phone: PLACEHOLDER (not published)\n"
-        "      hours: PLACEHOLDER (not published)",
-        "    ombudsman:\n      phone: \"+85512000999\"\n"
-        "      hours: {days: [mon, tue, wed, thu, fri], open: \"07:30\", close: \"17:00\"}", 1)
+    text = with_ombudsman((ROOT / "catalog.yaml").read_text(encoding="utf-8"))
     path = tmp_path / "catalog.yaml"
     path.write_text(text, encoding="utf-8")
     app = create_app(settings, catalog=path)

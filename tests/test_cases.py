@@ -17,7 +17,7 @@ from ivr.cases import is_open
 from ivr.catalog import load_catalog
 from ivr.cli import main as cli
 from ivr.store import new_reference
-from tests.conftest import ROOT, Caller, Twilio
+from tests.conftest import ROOT, Caller, Twilio, with_ombudsman
 
 MONDAY_10AM = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)  # 10:00 in Phnom Penh
 MONDAY_6PM = datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc)  # 18:00 in Phnom Penh
@@ -34,11 +34,7 @@ def db_rows(settings, sql: str) -> list[tuple]:
 def staffed(settings, tmp_path):
     """The bundled catalogue with Ou Chrov's Ombudsman number and hours filled in, and a
     public holiday on Tuesday 24 November 2026."""
-    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8")
-    text = text.replace(
-        "    ombudsman:\n      phone: PLACEHOLDER (not published)\n"
-        "      hours: PLACEHOLDER (not published)",
-        f'    ombudsman:\n      phone: "+85512000999"\n      hours: {HOURS}', 1)
+    text = with_ombudsman((ROOT / "catalog.yaml").read_text(encoding="utf-8"), hours=HOURS)
     text = text.replace("public_holidays: []", "public_holidays: [2026-11-24]")
     path = tmp_path / "staffed.yaml"
     path.write_text(text, encoding="utf-8")
@@ -63,7 +59,8 @@ def test_complaint_is_recorded_with_a_case_reference(twilio, settings):
     call = Caller(twilio).start("2").press("4")
     assert "What is your complaint" in call.heard()
     call.press("1").press("1").press("0110")  # unofficial fee, at Poipet
-    assert "confidential" in call.heard() and "120 seconds" in call.heard()
+    assert "staff who handle complaints will listen" in call.heard()
+    assert "up to 2 minutes" in call.heard() and "120 seconds" not in call.heard()
     record = call.doc.find("Record")
     assert record.get("maxLength") == "120" and record.get("finishOnKey") == "#"
     assert "kind=complaint" in record.get("recordingStatusCallback")
@@ -139,20 +136,14 @@ def somleng_callback(twilio: Twilio, callback: str, recording: str, seconds: int
 
 
 def test_somleng_recording_action_then_callback_make_one_case(twilio, settings):
-    call = Caller(twilio, sid=SOMLENG_CALL).start("2").press("4").press("1").press("1")
-    call.press("0105")
-    action = call.doc.find("Record").get("action")
-    # an empty recording: Somleng still calls the action, with duration 0
-    empty = "1c3e5a7b-0000-4000-8000-000000000001"
-    call._post(action, {"RecordingUrl": SOMLENG_URL.format(empty), "RecordingDuration": "0"})
+    call = Caller(twilio, sid=SOMLENG_CALL, carrier="somleng", recording_callback="after")
+    call.start("2").press("4").press("1").press("1").press("0105")
+    call.record(0)  # an empty recording: Somleng still calls the action, with duration 0
     assert "did not receive a message" in call.heard()
     call.press("1")
-    record = call.doc.find("Record")
     recording = "9e8d7c6b-5a49-4838-a716-151413121110"
-    call._post(record.get("action"), {"RecordingUrl": SOMLENG_URL.format(recording),
-                                      "RecordingDuration": "14"})
-    assert somleng_callback(twilio, record.get("recordingStatusCallback"), recording,
-                            14).status_code == 200
+    call.record(14, recording)
+    assert [c.kind for c in call.transcript.callbacks] == ["recording"]
     ((reference, sid, hashed, duration),) = db_rows(
         settings, "SELECT reference, recording_sid, caller_hash, duration_s FROM recordings")
     assert (sid, duration) == (recording, 14)
@@ -162,13 +153,10 @@ def test_somleng_recording_action_then_callback_make_one_case(twilio, settings):
 
 
 def test_somleng_callback_before_the_action_gives_one_case(twilio, settings):
-    call = Caller(twilio, sid=SOMLENG_CALL).start("2").press("4").press("2").press("1")
-    call.press("0203")
-    record = call.doc.find("Record")
+    call = Caller(twilio, sid=SOMLENG_CALL, carrier="somleng", recording_callback="before")
+    call.start("2").press("4").press("2").press("1").press("0203")
     recording = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
-    somleng_callback(twilio, record.get("recordingStatusCallback"), recording, 9)
-    call._post(record.get("action"), {"RecordingUrl": SOMLENG_URL.format(recording) + ".wav",
-                                      "RecordingDuration": "9"})
+    call.record(9, recording)
     ((reference, sid, hashed, office),) = db_rows(
         settings, "SELECT reference, recording_sid, caller_hash, office_id FROM recordings")
     assert (sid, office) == (recording, "battambang")
@@ -197,10 +185,18 @@ def test_references_are_unique_and_reveal_no_order():
 # --- the Ombudsman ------------------------------------------------------------------------
 
 
+def dialled(call: Caller):
+    """The Dial the line answered with (the carrier has already reported how it ended)."""
+    from lxml import etree
+
+    docs = [etree.fromstring(step.twiml.encode()) for step in call.steps]
+    return next(doc.find("Dial") for doc in docs if doc.find("Dial") is not None)
+
+
 def test_during_hours_the_line_says_who_and_dials(staffed):
     call = to_ombudsman(Caller(Twilio(app_at(staffed, MONDAY_10AM))).start("2"))
-    assert "District Ombudsman for Ou Chrov" in call.heard()
-    dial = call.doc.find("Dial")
+    assert "Ombudsman's office of Ou Chrov District" in call.heard()
+    dial = dialled(call)
     assert dial.find("Number").text == "+85512000999"
     assert dial.get("callerId") == "+85523000000" and int(dial.get("timeout")) <= 30
     assert dial.get("action").startswith("http://localhost/voice/en/ombudsman/dialled")
@@ -211,11 +207,11 @@ def test_during_hours_the_line_says_who_and_dials(staffed):
     ("failed", "could not be connected"), ("canceled", "was cancelled")])
 def test_every_failed_dial_offers_a_voice_message(staffed, status, heard):
     app = app_at(staffed, MONDAY_10AM)
-    call = to_ombudsman(Caller(Twilio(app)).start("2"))
-    call._post(call.doc.find("Dial").get("action"), {"DialCallStatus": status})
+    call = to_ombudsman(Caller(Twilio(app), dial_outcome=status).start("2"))
+    assert dialled(call) is not None
     assert heard in call.heard() and "leave a voice message" in call.heard()
     call.press("1")
-    assert "confidential" in call.heard()
+    assert "This line does not keep your phone number" in call.heard()
     call.record(15, "RE30")
     assert db_rows(staffed, "SELECT kind, office_id FROM recordings") == [
         ("ombudsman-message", "ou-chrov")]
@@ -223,9 +219,9 @@ def test_every_failed_dial_offers_a_voice_message(staffed, status, heard):
 
 
 def test_a_completed_dial_ends_the_call_politely(staffed):
-    call = to_ombudsman(Caller(Twilio(app_at(staffed, MONDAY_10AM))).start("2"))
-    call._post(call.doc.find("Dial").get("action"), {"DialCallStatus": "completed",
-                                                     "DialCallDuration": "300"})
+    call = to_ombudsman(Caller(Twilio(app_at(staffed, MONDAY_10AM)), dial_outcome="completed",
+                               dial_seconds=300).start("2"))
+    assert dialled(call) is not None
     assert "Goodbye" in call.heard() and call.doc.find("Hangup") is not None
 
 

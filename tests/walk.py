@@ -142,7 +142,7 @@ class Walk:
                 f"max {max(delays):.3f} s, mean {sum(delays) / len(delays):.3f} s")
 
 
-def walk(app, token: str, carrier: str, codes: list[str], schema: etree.XMLSchema,
+def walk(app, token: str, carrier: str, codes: list[str], schema,
          faults: Callable[[list[str]], list[str]], prompt_text=None,
          paced_code: str | None = None) -> Walk:
     """Walk every menu under `carrier`. `faults(texts heard)` names what must never be heard
