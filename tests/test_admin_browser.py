@@ -5,6 +5,7 @@ asserted (Khmer text, chart points, figures), not pixels."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import sys
 from datetime import datetime, timezone
 
@@ -42,7 +43,10 @@ def test_scorecard_chart_and_case_in_chromium(demo_app, tmp_path):
         assert page.locator("h1").inner_text() == "ប័ណ្ណដាក់ពិន្ទុសេវា"  # Khmer by default
         assert page.locator("html").get_attribute("lang") == "km"
         offices = page.locator("table[data-table=offices] tbody tr:not(.sub)")
-        assert offices.count() == 9  # every office in the catalogue answered
+        store = demo_app.extensions["ivr"].store
+        with sqlite3.connect(store.path) as conn:
+            answered = conn.execute("SELECT count(DISTINCT office_id) FROM feedback").fetchone()
+        assert offices.count() == answered[0] > 100  # every office that was rated
         assert "អូរជ្រៅ" in page.locator("table[data-table=offices]").inner_text()
         responses = [int(v) for v in offices.locator("td[data-col=responses]").evaluate_all(
             "cells => cells.map(c => c.dataset.value)")]

@@ -58,7 +58,7 @@ def test_fifty_simultaneous_ratings_store_every_answer_once(gunicorn):
         call.press(quality).press(timeliness).press("1" if i % 3 == 0 else "2").press("9")
         call.press("2")  # no comment
         assert "reference number" in call.heard()
-        return call.params["CallSid"], quality, timeliness, "yes" if i % 3 == 0 else "no"
+        return call.sid, quality, timeliness, "yes" if i % 3 == 0 else "no"
 
     with ThreadPoolExecutor(CALLS) as pool:
         sent = list(pool.map(rate, range(CALLS)))

@@ -40,8 +40,9 @@ def test_a_recording_during_a_lock_is_kept_and_the_caller_is_thanked(settings):
     assert "Your message has been recorded" in call.heard()
     blocker.execute("ROLLBACK")
     blocker.close()
-    assert line.store.replay_spool() == 1
-    with sqlite3.connect(settings.database) as conn:
+    # the Record action and the carrier's recording callback both waited in the spool
+    assert line.store.replay_spool() == 2
+    with sqlite3.connect(settings.database) as conn:  # and make one case
         assert conn.execute("SELECT kind, recording_sid FROM recordings").fetchall() == [
             ("complaint", "RE77")]
 
