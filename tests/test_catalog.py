@@ -638,3 +638,70 @@ def test_bundled_offices_have_official_codes_and_no_made_up_numbers():
     placeholders = {p.where for p in catalog.placeholders}
     assert "office 'ou-chrov'.ombudsman.phone" in placeholders
     assert len({o.code for o in catalog.offices}) == len(catalog.offices)
+
+
+# --- the running line keeps its last good catalogue ----------------------------------------
+
+
+def _break_yaml(path: Path, prompts: Path) -> None:
+    path.write_text(path.read_text("utf-8").replace("    level: district", "    level: [district",
+                                                    1), encoding="utf-8")
+
+
+def _misspell(path: Path, prompts: Path) -> None:
+    text = path.read_text("utf-8")
+    path.write_text(text.replace("\n      discounted_riel: 500", "\n      discounted_rial: 5", 1),
+                    encoding="utf-8")
+
+
+def _delete(path: Path, prompts: Path) -> None:
+    path.unlink()
+
+
+def _not_utf8(path: Path, prompts: Path) -> None:
+    path.write_bytes(path.read_bytes().replace("ពាណិជ្ជកម្ម".encode(), b"\xff\xfe", 1))
+
+
+def _template_with_an_unknown_field(path: Path, prompts: Path) -> None:
+    en = prompts / "en.yaml"
+    en.write_text(en.read_text("utf-8").replace("The official fee is {amount} riel{per}.",
+                                                "The official fee is {amount} {currency}.", 1),
+                  encoding="utf-8")
+
+
+def _a_prompt_missing_in_one_language(path: Path, prompts: Path) -> None:
+    km = prompts / "km.yaml"
+    km.write_text("\n".join(line for line in km.read_text("utf-8").splitlines()
+                            if not line.startswith("  goodbye:")) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("edit", [_break_yaml, _misspell, _delete, _not_utf8,
+                                  _template_with_an_unknown_field,
+                                  _a_prompt_missing_in_one_language])
+def test_the_running_line_keeps_its_last_good_catalogue(settings, tmp_path, monkeypatch, caplog,
+                                                        edit):
+    import shutil
+
+    from lxml import etree
+
+    from ivr.app import LiveCatalog
+    from tests.conftest import Twilio
+
+    monkeypatch.setattr(LiveCatalog, "RECHECK_SECONDS", 0.0)
+    path, prompts = tmp_path / "catalog.yaml", tmp_path / "prompts"
+    shutil.copy(ROOT / "catalog.yaml", path)
+    shutil.copytree(ROOT / "prompts", prompts)
+    app = create_app(settings, catalog=path, prompts=prompts)
+    twilio = Twilio(app)
+
+    def barber_fee() -> str:
+        reply = twilio.post("/voice/en/category/commerce", {"Digits": "1"})
+        assert reply.status_code == 200
+        return " ".join(e.text for e in etree.fromstring(reply.data).iter("Say"))
+
+    assert "The official fee is 20,000 riel per licence." in barber_fee()
+    good = app.extensions["ivr"].catalog
+    edit(path, prompts)
+    assert "The official fee is 20,000 riel per licence." in barber_fee()
+    assert app.extensions["ivr"].catalog is good
+    assert "catalogue change NOT applied" in caplog.text
