@@ -242,6 +242,11 @@ class Office:
         """The level of the services it gives: district or provincial."""
         return OFFICE_KINDS[self.kind]
 
+    @property
+    def district_code(self) -> str:
+        """The former name of `gazetteer_code`."""
+        return self.gazetteer_code
+
 
 @dataclass(frozen=True)
 class Placeholder:
