@@ -74,6 +74,9 @@ class LiveCatalog:
                     except CatalogError as exc:
                         log.error("catalogue change NOT applied, the line keeps the last good "
                                   "catalogue: %s", exc)
+                    except Exception:  # any other fault of a new file: keep the last good
+                        log.exception("catalogue change NOT applied (it could not be read), "
+                                      "the line keeps the last good catalogue")
             finally:
                 self._lock.release()
         return self._state

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.audio import MANIFEST, read_manifest
-from ivr.catalog import CatalogError, load_catalog
+from ivr.catalog import CatalogError, load_catalog, problems_of
 from ivr.config import Settings
 from ivr.prompts import PromptBook, load_wording
 
 PLACEHOLDER_ENGINE = "placeholder"
+PLACEHOLDERS_LISTED = 3  # of each kind (an office's hours, ...): the rest are counted
 
 
 @dataclass
@@ -38,8 +39,11 @@ def check(catalog_path: Path, prompts_dir: Path, audio_dir: Path,
         catalog = load_catalog(catalog_path)
         book = PromptBook(catalog, load_wording(prompts_dir, catalog.languages))
     except CatalogError as exc:
-        report.errors.append(str(exc))
-        out.append(f"catalogue: INVALID\n  {exc}")
+        problems = problems_of(exc)
+        report.errors.extend(str(p) for p in problems)
+        out.append(f"catalogue: INVALID, {len(problems)} "
+                   f"error{'s' if len(problems) != 1 else ''}:")
+        out.extend(f"  {p}" for p in problems)
         return report
     services = sum(1 for _ in catalog.services())
     out.append(f"catalogue: {catalog_path}: {len(catalog.categories)} categories, "
@@ -47,9 +51,16 @@ def check(catalog_path: Path, prompts_dir: Path, audio_dir: Path,
 
     if catalog.placeholders:
         out.append(f"placeholders an administrator must fill in: {len(catalog.placeholders)}")
+        kinds: dict[str, list] = defaultdict(list)  # "office 'x'.hours" -> "hours"
         for p in catalog.placeholders:
-            out.append(f"  {catalog_path}:{p.line}: {p.where}: {p.value}")
+            kinds[p.where.split(".", 1)[-1]].append(p)
             report.warnings.append(f"placeholder {p.where}")
+        for kind, found in kinds.items():
+            for p in found[:PLACEHOLDERS_LISTED]:
+                out.append(f"  {catalog_path}:{p.line}: {p.where}: {p.value}")
+            if len(found) > PLACEHOLDERS_LISTED:
+                out.append(f"  ... and {kind} of {len(found) - PLACEHOLDERS_LISTED} more "
+                           "offices")
 
     entries = read_manifest(audio_dir)
     utterances = book.utterances()

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from ivr.config import Settings
+
+T = TypeVar("T")
+
+
+def _catalogue_or_exit(build: Callable[[], T]) -> T:
+    """Run `build()`; a catalogue it cannot use is a short message and exit status 1."""
+    from ivr.catalog import CatalogError, short_message
+
+    try:
+        return build()
+    except CatalogError as exc:
+        click.echo(short_message(exc), err=True)
+        sys.exit(1)
 
 
 @click.group()
@@ -27,7 +42,7 @@ def serve(host: str, port: int, debug: bool) -> None:
     if settings.auth_token is None:
         click.echo("TWILIO_AUTH_TOKEN is not set: using the development token, which only "
                    "the local simulator knows.", err=True)
-    app = create_app(settings)
+    app = _catalogue_or_exit(lambda: create_app(settings))
     click.echo(f"The line answers at http://{host}:{port}/voice "
                f"(catalogue {settings.catalog}, database {settings.database})")
     app.run(host=host, port=port, debug=debug)
@@ -61,7 +76,7 @@ def call(keys: str | None, url: str | None, dial_outcome: str, record_seconds: i
     from ivr.terminal import TerminalPhone, prompt_texts
 
     settings = Settings.from_env(development=True).resolved()
-    target = url or create_app(settings)
+    target = url or _catalogue_or_exit(lambda: create_app(settings))
     phone = TerminalPhone(settings.audio_dir, play_sound=sound if sound is not None else
                           keys is None)
     simulator = Simulator(target, settings.auth_token or "", prompt_text=prompt_texts(settings),
@@ -89,6 +104,25 @@ def check(strict: bool) -> None:
     click.echo(f"\n{'FAILED' if failed else 'OK'}: {len(report.errors)} errors, "
                f"{len(report.warnings)} warnings{' (strict)' if strict else ''}")
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--catalog", "catalog_path", default=None, type=click.Path(dir_okay=False),
+              help="The catalogue whose languages the texts hold (default: IVR_CATALOG).")
+def schema(catalog_path: str | None) -> None:
+    """Print the JSON Schema of catalog.yaml (editors check the file with it):
+    ivr schema > catalog.schema.json"""
+    import json
+
+    from ivr.catalog import catalog_json_schema, read_yaml
+
+    path = catalog_path or str(Settings.from_env().catalog)
+    try:
+        data = read_yaml(Path(path))
+        languages = [str(lang) for lang in data.get("languages") or []] or ["km", "en"]
+    except Exception:  # a broken or missing catalogue: the schema of the default languages
+        languages = ["km", "en"]
+    click.echo(json.dumps(catalog_json_schema(languages), indent=2, ensure_ascii=False))
 
 
 @main.command()

@@ -138,6 +138,27 @@ class _Writer:
     def fill(self, template: str, **values: object) -> str:
         return _tidy(self.templates[template].format(**values))
 
+    def per(self, fee: Fee) -> str:
+        # Not tidied: the template's leading space separates the unit from the amount.
+        return self.templates["fee.per"].format(per=fee.per[self.lang]) if fee.per else ""
+
+    def duration(self, seconds: int) -> str:
+        """A recording's length as people say it: two minutes, not 120 seconds."""
+        if seconds % 60 == 0:
+            minutes = seconds // 60
+            return self.fill("duration.minute" if minutes == 1 else "duration.minutes",
+                             minutes=self.number(minutes))
+        return self.fill("duration.seconds", seconds=self.number(seconds))
+
+    def foreigners(self, fee: Fee) -> str:
+        """Said after a fee published for Cambodian citizens only."""
+        if not fee.citizens_only:
+            return ""
+        if fee.foreigners_riel is None:
+            return " " + self.fill("fee.citizens-only")
+        return " " + self.fill("fee.foreigners", amount=self.number(fee.foreigners_riel),
+                               per=self.per(fee))
+
     def choice(self, name: str, digit: int) -> str:
         return self.fill("choice", name=name, digit=self.number(digit))
 
@@ -150,14 +171,14 @@ class _Writer:
             sep = self.templates["fee.parts.separator"]
             parts = sep.join(self.fill("fee.part", label=p.label[self.lang],
                                        amount=self.number(p.riel)) for p in fee.parts)
-            return self.fill("fee.parts", parts=parts)
+            return self.fill("fee.parts", parts=parts) + self.foreigners(fee)
         assert fee.riel is not None
-        # Not tidied: the template's leading space separates the unit from the amount.
-        per = self.templates["fee.per"].format(per=fee.per[self.lang]) if fee.per else ""
+        per = self.per(fee)
         text = self.fill(f"fee.{fee.type}", amount=self.number(fee.riel), per=per)
-        if fee.discounted_riel is not None:
-            text += " " + self.fill("fee.discounted", amount=self.number(fee.discounted_riel))
-        return text
+        if fee.discounted_riel is not None:  # instead of the fee, per the same unit
+            text += " " + self.fill("fee.discounted", amount=self.number(fee.discounted_riel),
+                                    per=per)
+        return text + self.foreigners(fee)
 
     def fee_reminder(self, service: Service) -> str:
         """The official fee, said before asking whether the caller paid more."""
@@ -179,11 +200,12 @@ class _Writer:
             parts.append(self.fill("documents", list=sep.join(d[lang] for d in service.documents)))
             if not service.documents_complete:
                 parts.append(self.fill("documents.incomplete"))
-        parts.append(self.fee(service.fee))
-        if service.max_days is None:
-            parts.append(self.fill("days.unpublished"))
+        days = (self.fill("days.unpublished") if service.max_days is None
+                else self.fill("days", days=self.number(service.max_days)))
+        if isinstance(service.fee, FeeChoice):  # the days first: the table's question follows
+            parts += [days, self.fee(service.fee)]
         else:
-            parts.append(self.fill("days", days=self.number(service.max_days)))
+            parts += [self.fee(service.fee), days]
         if service.validity is not None:
             parts.append(self.fill("validity", validity=service.validity[lang]))
         return " ".join(parts)
@@ -217,9 +239,9 @@ def _utterances_of(catalog: Catalog, wording: Wording, lang: str) -> Iterator[tu
     yield from _survey_utterances(catalog, w)
     for digit, topic in enumerate(catalog.topics, start=1):
         yield f"complaint.topic.{topic.id}.choice", w.choice(topic.name[lang], digit)
-    seconds = w.number(catalog.max_recording_seconds)
-    yield "complaint.notice", w.fill("complaint.notice", seconds=seconds)
-    yield "ombudsman.notice", w.fill("ombudsman.notice", seconds=seconds)
+    length = w.duration(catalog.max_recording_seconds)
+    yield "complaint.notice", w.fill("complaint.notice", length=length)
+    yield "ombudsman.notice", w.fill("ombudsman.notice", length=length)
     for digit in range(10):
         yield f"digit.{digit}", w.number(digit)
 
@@ -231,7 +253,9 @@ def _office_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]
     for province in catalog.provinces():
         for page in pages(catalog.offices_in(province.code)):
             for digit, office in enumerate(page, start=1):
-                yield f"office.{office.id}.choice", w.choice(office.district[w.lang], digit)
+                # a provincial unit is chosen by its name, among the districts of its province
+                said = office.name if office.level == "provincial" else office.district
+                yield f"office.{office.id}.choice", w.choice(said[w.lang], digit)
     for office in catalog.offices:
         yield f"office.{office.id}.connecting", w.fill("office.connecting",
                                                        district=office.district[w.lang])
@@ -270,5 +294,6 @@ def _fee_utterances(w: _Writer, service: Service) -> Iterator[tuple[str, str]]:
             yield fee_key(service, path), f"{_tidy(node.question[w.lang])} {choices}"
         else:
             sep = w.templates["fee.labels.separator"]
+            said = sep.join(label[w.lang] for label in labels)
             yield fee_key(service, path), w.fill(
-                "fee.leaf", labels=sep.join(label[w.lang] for label in labels), fee=w.fee(node))
+                "fee.leaf", labels=said[:1].upper() + said[1:], fee=w.fee(node))

@@ -18,6 +18,20 @@ TOKEN = "test-auth-token-0123456789"
 CALLER = "+85512345678"
 
 
+UNSTAFFED = ("    ombudsman:\n      phone: PLACEHOLDER (not published)\n"
+             "      hours: PLACEHOLDER (not published)")
+OPEN_HOURS = '{days: [mon, tue, wed, thu, fri], open: "07:30", close: "17:00"}'
+
+
+def with_ombudsman(text: str, office_id: str = "ou-chrov", phone: str = '"+85512000999"',
+                   hours: str = OPEN_HOURS) -> str:
+    """The catalogue's text with one office's Ombudsman number and hours filled in."""
+    start = text.index(f"  - id: {office_id}\n")
+    at = text.index(UNSTAFFED, start)
+    return (text[:at] + f"    ombudsman:\n      phone: {phone}\n      hours: {hours}"
+            + text[at + len(UNSTAFFED):])
+
+
 def free_port() -> int:
     import socket
 
@@ -38,14 +52,39 @@ def shared_dir() -> Path:
     return Path(os.environ.get("IVR_SHARED") or ROOT.parent / "shared")
 
 
-def twiml_schema_path() -> Path:
-    """TwiML.xsd from IVR_TWIML_XSD or shared/twiml."""
-    candidates = [os.environ.get("IVR_TWIML_XSD", ""), str(shared_dir() / "twiml/TwiML.xsd")]
-    for candidate in candidates:
+OWN_TWIML_XSD = ROOT / "tests" / "twiml.xsd"
+
+
+def twiml_schema_paths() -> list[Path]:
+    """The project's own TwiML schema (tests/twiml.xsd, always), then the shared TwiML.xsd
+    as a second check where it is present (IVR_TWIML_XSD or shared/twiml)."""
+    found = [OWN_TWIML_XSD]
+    for candidate in (os.environ.get("IVR_TWIML_XSD", ""), str(shared_dir() / "twiml/TwiML.xsd")):
         if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise FileNotFoundError("TwiML.xsd not found: set IVR_TWIML_XSD or IVR_SHARED, or put "
-                            "shared/ beside the repo")
+            found.append(Path(candidate))
+            break
+    return found
+
+
+class TwimlSchemas:
+    """Validates a TwiML document against every schema of `twiml_schema_paths()`; after a
+    refusal, `error_log.last_error` says which schema refused it and why."""
+
+    def __init__(self, paths: list[Path] | None = None):
+        from types import SimpleNamespace
+
+        from lxml import etree
+
+        self.paths = paths or twiml_schema_paths()
+        self.schemas = [(p, etree.XMLSchema(etree.parse(str(p)))) for p in self.paths]
+        self.error_log = SimpleNamespace(last_error=None)
+
+    def validate(self, doc) -> bool:
+        for path, schema in self.schemas:
+            if not schema.validate(doc):
+                self.error_log.last_error = f"{path.name}: {schema.error_log.last_error}"
+                return False
+        return True
 
 
 @pytest.fixture

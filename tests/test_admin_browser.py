@@ -95,7 +95,7 @@ def test_each_role_signs_in_and_sees_its_own_pages(site, tmp_path, role):
         shoot(page, tmp_path, f"{role}-cases")
         rows = page.locator("table[data-table=cases] tbody tr")
         offices = set(rows.locator("td[data-col=office]").all_inner_texts())
-        assert offices == {"ប៉ោយប៉ែត"}  # only their own office
+        assert offices == {"ក្រុងប៉ោយប៉ែត"}  # only their own office
         rows.first.locator("a").click()
         page.wait_for_url(re.compile(r".*/admin/cases/\d{6}$"))
         shoot(page, tmp_path, f"{role}-case")

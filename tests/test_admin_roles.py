@@ -209,7 +209,7 @@ def test_an_office_chief_sees_only_the_calls_that_rated_the_office(demo):
     assert not [n for n in nodes if n.startswith(("complaint", "ombudsman"))]
     rows = list(csv.reader(io.StringIO(client.get(
         "/admin/export/scorecard/offices.csv").get_data(as_text=True).lstrip("\ufeff"))))
-    assert {row[0] for row in rows[1:] if row[0]} == {"Ou Chrov"}  # English: chosen above
+    assert {row[0] for row in rows[1:] if row[0]} == {"Ou Chrov District"}  # English: chosen above
 
 
 def test_the_notices_name_exactly_who_may_listen(demo):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ivr.cases import CAMBODIA
 from ivr.cli import main as cli
-from tests.conftest import ROOT
+from tests.conftest import ROOT, with_ombudsman
 
 
 @pytest.fixture
@@ -34,9 +34,15 @@ def test_browse_transcript(env):
     assert "Main menu." in out
     assert "Information about a construction permit for a villa" in out
     assert "Where will you build?" in out
-    assert "a building in a built-up area, more than 300 and up to 400 square metres: " \
+    assert "A building in a built-up area, more than 300 and up to 400 square metres: " \
            "The official fee is 1,400,000 riel." in out
     assert "keys: 4" in out and "[403]" not in out and "[500]" not in out
+
+
+def test_complaint_topics_offer_something_else_or_a_suggestion(env):
+    """The English topic was cut at its comma by YAML once: "For something else, press 5"."""
+    out = call("--keys", "2 4")
+    assert "For something else, or a suggestion, press 5." in out
 
 
 def test_khmer_by_silence_transcript(env):
@@ -55,7 +61,7 @@ def test_rating_transcript(env):
 
 def test_complaint_transcript(env):
     out = call("--keys", "2 4 1 1 0105#", "--record-seconds", "30")
-    assert "confidential" in out and "record 30s" in out
+    assert "administrators of this line will listen" in out and "record 30s" in out
     assert "Your message has been recorded." in out and "Your reference number is" in out
     with sqlite3.connect(env / "ivr.db") as conn:
         assert conn.execute("SELECT kind, topic, office_id, duration_s FROM recordings"
@@ -67,11 +73,8 @@ def staffed(env, monkeypatch):
     """Ou Chrov's Ombudsman with a number and hours covering today."""
     if datetime.now(CAMBODIA).time() >= time(23, 58):
         pytest.skip("too close to midnight in Phnom Penh for an all-day opening")
-    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8").replace(
-        "    ombudsman:\n      phone: PLACEHOLDER (not published)\n"
-        "      hours: PLACEHOLDER (not published)",
-        '    ombudsman:\n      phone: "+85512000999"\n      hours: {days: [mon, tue, wed, thu, '
-        'fri, sat, sun], open: "00:00", close: "23:59"}', 1)
+    text = with_ombudsman((ROOT / "catalog.yaml").read_text(encoding="utf-8"), hours=(
+        '{days: [mon, tue, wed, thu, fri, sat, sun], open: "00:00", close: "23:59"}'))
     path = env / "catalog.yaml"
     path.write_text(text, encoding="utf-8")
     monkeypatch.setenv("IVR_CATALOG", str(path))
@@ -82,7 +85,7 @@ def staffed(env, monkeypatch):
     ("failed", "could not be connected"), ("canceled", "was cancelled")])
 def test_ombudsman_transcript_for_each_dial_outcome(staffed, outcome, heard):
     out = call("--keys", "2 3 1 0105# 1", "--dial", outcome)
-    assert "Connecting you to the District Ombudsman for Ou Chrov" in out
+    assert "Connecting you to the Ombudsman's office of Ou Chrov District" in out
     assert f"dial +85512000999: {outcome}" in out
     assert heard in out
     if outcome != "completed":  # then 1: leave a message instead

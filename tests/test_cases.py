@@ -21,7 +21,7 @@ from ivr.catalog import load_catalog
 from ivr.cli import main as cli
 from ivr.simulate import RecordPrompt
 from ivr.store import new_reference
-from tests.conftest import ROOT, Caller, Twilio
+from tests.conftest import ROOT, Caller, Twilio, with_ombudsman
 
 MONDAY_10AM = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)  # 10:00 in Phnom Penh
 MONDAY_6PM = datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc)  # 18:00 in Phnom Penh
@@ -82,11 +82,7 @@ RECORDING_ROUTES = {"complaint": to_complaint_recording,
 def staffed(settings, tmp_path):
     """The bundled catalogue with Ou Chrov's Ombudsman number and hours filled in, and a
     public holiday on Tuesday 24 November 2026."""
-    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8")
-    text = text.replace(
-        "    ombudsman:\n      phone: PLACEHOLDER (not published)\n"
-        "      hours: PLACEHOLDER (not published)",
-        f'    ombudsman:\n      phone: "+85512000999"\n      hours: {HOURS}', 1)
+    text = with_ombudsman((ROOT / "catalog.yaml").read_text(encoding="utf-8"), hours=HOURS)
     text = text.replace("public_holidays: []", "public_holidays: [2026-11-24]")
     path = tmp_path / "staffed.yaml"
     path.write_text(text, encoding="utf-8")
@@ -111,7 +107,8 @@ def test_complaint_is_recorded_with_a_case_reference(twilio, settings):
     call = Caller(twilio).start("2").press("4")
     assert "What is your complaint" in call.heard()
     call.press("1").press("1").press("0110")  # unofficial fee, at Poipet
-    assert "confidential" in call.heard() and "120 seconds" in call.heard()
+    assert "administrators of this line will listen" in call.heard()
+    assert "up to 2 minutes" in call.heard() and "120 seconds" not in call.heard()
     record = call.doc.find("Record")
     assert record.get("maxLength") == "120" and record.get("finishOnKey") == "#"
     assert "kind=complaint" in record.get("recordingStatusCallback")
@@ -147,7 +144,8 @@ def test_empty_recording_makes_no_case_and_offers_a_retry(twilio, settings, capl
         assert any(node.endswith("/empty") for (node,) in db_rows(
             settings, "SELECT node FROM events"))
     call.press("1")
-    assert isinstance(call.waiting, RecordPrompt) and "confidential" in call.heard()
+    assert isinstance(call.waiting, RecordPrompt)
+    assert "Only the Ombudsman of that district" in call.heard()
     call.record(8)
     assert count_cases(settings) == 1
     ((reference,),) = db_rows(settings, "SELECT reference FROM recordings")
@@ -273,7 +271,7 @@ def test_an_office_code_keyed_slowly_reaches_that_office(twilio, settings, carri
     call = Caller(twilio, carrier=carrier).start("2")
     if purpose == "complaint":
         call.press("4").press("1").press("1").press("0105@2.5")
-        assert "Your message is confidential" in call.heard()
+        assert "Only the Ombudsman of that district" in call.heard()
         assert "no office has that code" not in call.heard()
         assert isinstance(call.waiting, RecordPrompt) and "o=ou-chrov" in call.waiting.action
         call.record(10)
@@ -325,7 +323,7 @@ def dial_step(call: Caller):
 def test_during_hours_the_line_says_who_and_dials(staffed):
     call = to_ombudsman(Caller(Twilio(app_at(staffed, MONDAY_10AM)), dial_outcome="no-answer")
                         .start("2"))
-    assert "District Ombudsman for Ou Chrov" in call.heard()
+    assert "Ombudsman's office of Ou Chrov District" in call.heard()
     step = dial_step(call)
     assert step.dial.numbers == ["+85512000999"] and step.dial.caller_id == "+85523000000"
     assert step.dial.action.startswith("http://localhost/voice/en/ombudsman/dialled")
@@ -342,7 +340,7 @@ def test_every_failed_dial_offers_a_voice_message(staffed, status, heard, carrie
     assert dial_step(call).dial.status == status
     assert heard in call.heard() and "leave a voice message" in call.heard()
     call.press("1")
-    assert "confidential" in call.heard()
+    assert "Only the Ombudsman of that district" in call.heard()
     call.record(15)
     ((kind, office, reference),) = db_rows(staffed, "SELECT kind, office_id, reference "
                                            "FROM recordings")

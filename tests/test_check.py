@@ -43,14 +43,19 @@ def test_fresh_clone_says_what_is_missing_and_how_to_fix_it(monkeypatch, tmp_pat
     assert result.exit_code == 1
     assert "no audio rendered yet for [km]" in result.output
     assert "python scripts/render_prompts.py" in result.output
-    assert "office 'ou-chrov'.ombudsman.phone: PLACEHOLDER" in result.output
+    # 235 offices x 3 placeholders: a few of each kind are shown, the rest counted
+    assert "placeholders an administrator must fill in: 705" in result.output
+    assert "office 'mangkul-bourei'.ombudsman.phone: PLACEHOLDER" in result.output
+    assert "... and ombudsman.phone of 232 more offices" in result.output
+    assert len(result.output.splitlines()) < 40
 
 
 def test_complete_real_audio_passes_but_strict_fails_on_placeholders(monkeypatch, tmp_path):
-    full_manifest(tmp_path / "audio")
+    entries = full_manifest(tmp_path / "audio")
     result = run_check(monkeypatch, tmp_path / "audio")
     assert result.exit_code == 0, result.output
-    assert "173 prompts: 173 ready" in result.output
+    per_language = len(entries) // 2
+    assert f"{per_language} prompts: {per_language} ready" in result.output
     strict = run_check(monkeypatch, tmp_path / "audio", "--strict")
     assert strict.exit_code == 1 and "placeholders an administrator must fill in" in strict.output
 
@@ -82,3 +87,24 @@ def test_a_broken_catalogue_is_reported_with_its_line(monkeypatch, tmp_path):
     result = run_check(monkeypatch, tmp_path / "audio", catalog=broken)
     assert result.exit_code == 1
     assert "INVALID" in result.output and "service 'rental-rooms'.max_days" in result.output
+
+
+def test_every_catalogue_error_is_listed_in_one_run(monkeypatch, tmp_path):
+    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8")
+    broken = tmp_path / "catalog.yaml"
+    broken.write_text(text.replace("max_days: 28", "max_days: soon")
+                      .replace("      discounted_riel: 500", "      discounted_rial: 500")
+                      .replace("public_holidays: []", "public_holidays: [2026-02-30]")
+                      .replace("confidence: medium", "confidence: mediun", 1),
+                      encoding="utf-8")
+    result = run_check(monkeypatch, tmp_path / "audio", catalog=broken)
+    assert result.exit_code == 1
+    assert "catalogue: INVALID, 4 errors:" in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith(f"  {broken}:")]
+    assert [line.split(": ", 2)[1] for line in lines] == [
+        "service 'notarize-business-certificate'.fee.discounted_rial",
+        "service 'notarize-business-permit'.confidence", "service 'rental-rooms'.max_days",
+        "public_holidays[0]"]
+    assert "(did you mean discounted_riel?)" in lines[0] and "(did you mean medium?)" in lines[1]
+    assert "February 2026 has 28 days" in lines[3]
+    assert "FAILED: 4 errors" in result.output

@@ -123,9 +123,9 @@ def test_an_office_code_is_read_back_and_its_length_said_in_khmer_words(flow):
     assert outcome.event == "invalid" and "a=1" in action(outcome.response)
     assert said(outcome.response)[:6] == [
         "Sorry, no office has that code.", "You keyed", "9", "9",
-        "An office code has 4 digits.", "Key in the office code, then press hash."]
+        "A district code has 4 digits.", "Key in the district code, then press hash."]
     assert flow.book.text("office.code.keyed", "km") == "អ្នកបានចុច"
-    assert flow.book.text("office.code.length", "km") == "លេខកូដការិយាល័យមាន បួន ខ្ទង់។"
+    assert flow.book.text("office.code.length", "km") == "លេខកូដក្រុង ស្រុក ឬខណ្ឌ មាន បួន ខ្ទង់។"
     assert "wall" not in flow.book.text("office.how", "en")
 
 
@@ -158,7 +158,7 @@ def test_unknown_language_falls_back_to_khmer(flow):
 
 
 def test_long_lists_page_with_9(tmp_path):
-    service = MINIMAL[MINIMAL.index("  - id: copy"):MINIMAL.index("survey:")]
+    service = MINIMAL[MINIMAL.index("  - id: copy"):MINIMAL.index("  - id: permit")]
     many = "".join(service.replace("id: copy", f"id: copy-{i}")
                    .replace("a copy}", f"copy {i}}}") for i in range(12))
     text = MINIMAL.replace(service, many)

@@ -39,7 +39,7 @@ def test_rate_from_the_service_information(twilio, settings, carrier):
     call.press("1").press("2").press("1")  # services, business licences, barber shop
     assert "20,000 riel" in call.heard()
     call.press("2")  # rate this service
-    assert "office code" in call.heard()
+    assert "district code" in call.heard()
     call.press("1").press("0105#")
     assert "quality" in call.heard() and "very satisfied" in call.heard()
     call.press("4")
@@ -65,7 +65,7 @@ def test_rate_from_the_service_information(twilio, settings, carrier):
 def test_rate_from_the_main_menu_choosing_province_and_district(twilio, settings):
     call = Caller(twilio).start()  # silence: Khmer
     call.press("2").press("2")  # rate; choose province and district
-    call.press("2").press("1")  # Battambang, first district (Battambang town)
+    call.press("2").press("3")  # Battambang, third district (Battambang municipality)
     call.press("5").press("2")  # transport, licence A re-sit
     call.press("5").press("5").press("2").press("9")  # skip the gender question
     assert db_rows(settings, "SELECT office_id, service_id, lang FROM feedback") == [
@@ -178,8 +178,8 @@ def test_an_office_code_keyed_slowly_is_one_code(twilio, settings, carrier):
 
 def test_silence_after_part_of_a_code_reads_it_back(twilio, settings):
     call = Caller(twilio).start("2").press("2").press("1").press("01").silence()
-    assert "You keyed 0 1 An office code has 4 digits." in call.heard()
-    assert "Key in the office code" in call.heard() and "a=1" in call.action()
+    assert "You keyed 0 1 A district code has 4 digits." in call.heard()
+    assert "Key in the district code" in call.heard() and "a=1" in call.action()
     assert "k=" not in call.action()  # keyed afresh
     call.press("0105")
     assert "type of service" in call.heard()
@@ -187,7 +187,7 @@ def test_silence_after_part_of_a_code_reads_it_back(twilio, settings):
 
 def test_keys_that_begin_no_code_are_read_back(twilio, settings):
     call = Caller(twilio).start("2").press("2").press("1").press("99")
-    assert "You keyed 9 9 An office code has 4 digits." in call.heard()
+    assert "You keyed 9 9 A district code has 4 digits." in call.heard()
     assert "a=1" in call.action()
 
 

@@ -8,6 +8,11 @@ makes next is a new state. Records are tried spoken, empty and timed out; Dials 
 outcome. Replies are kept by request (the same request always gets the same reply here, and
 webhooks are idempotent), so a state's document is fetched once.
 
+With every district office of the country in the catalogue, a walk of every district menu
+and every office code takes minutes; a walk can be given a sample: the district menus of some
+provinces (`provinces`; the menus of the others are not entered) and some office codes
+(`codes`). scripts/measure_keys.py reaches every office through the same menus.
+
 Every document must be schema-valid TwiML; every menu's Gather must lead somewhere; no call
 may end by running out of verbs (a dead end), hit an HTTP error or play the apology that the
 webhooks give after a fault.
@@ -119,6 +124,7 @@ class Walk:
     hangups: int = 0
     reprompt_delays: list[float] = field(default_factory=list)
     requests: int = 0
+    skipped_provinces: set[str] = field(default_factory=set)  # district menus not entered
 
     def ancestors(self, node: str) -> set[str]:
         """Every node from which some path of presses leads to `node`."""
@@ -142,12 +148,14 @@ class Walk:
                 f"max {max(delays):.3f} s, mean {sum(delays) / len(delays):.3f} s")
 
 
-def walk(app, token: str, carrier: str, codes: list[str], schema: etree.XMLSchema,
+def walk(app, token: str, carrier: str, codes: list[str], schema,
          faults: Callable[[list[str]], list[str]], prompt_text=None,
-         paced_code: str | None = None, stop: Callable[[], bool] | None = None) -> Walk:
+         paced_code: str | None = None, provinces: set[str] | None = None,
+         stop: Callable[[], bool] | None = None) -> Walk:
     """Walk every menu under `carrier`. `faults(texts heard)` names what must never be heard
-    (the apology); `paced_code` is also keyed 2.5 s between keys; `stop()`, asked after each
-    state, ends the walk early (once a fault is found, say)."""
+    (the apology); `paced_code` is also keyed 2.5 s between keys; `provinces`: only these
+    provinces' district menus are entered (None: all); `stop()`, asked after each state, ends
+    the walk early (once a fault is found, say)."""
     transport = KeptReplies(app)
     found = Walk(carrier)
     checked: set[tuple] = set()
@@ -255,6 +263,10 @@ def walk(app, token: str, carrier: str, codes: list[str], schema: etree.XMLSchem
             continue
         info = call.waiting
         node = node_of(info.action)
+        province = re.search(r"/office/province/(\d+)", node)
+        if provinces is not None and province and province.group(1) not in provinces:
+            found.skipped_provinces.add(province.group(1))  # a district menu not entered
+            continue
         found.reached[node] = min(found.reached.get(node, presses), presses)
         if parent and parent != node:
             found.leads_to.setdefault(parent, set()).add(node)
