@@ -33,14 +33,16 @@ MENU = "Press 1 for a case, 2 for fees, 3 to complain, 4 for an officer, 9 to ha
 TEXTS = {"http://localhost/audio/welcome.wav": "Welcome to the One Window Service Office."}
 
 
-def toy_app() -> Flask:
-    """A miniature IVR: every URL Twilio may request checks X-Twilio-Signature (403 if wrong)."""
-    app = Flask("toy")
+def twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), mimetype="text/xml")
+
+
+def signed_app(name: str) -> Flask:
+    """A Flask app whose every URL but /audio/ checks X-Twilio-Signature (403 if wrong) and
+    records what was requested in app.config["events"]."""
+    app = Flask(name)
     events: list[tuple[str, dict[str, str]]] = []
     app.config["events"] = events
-
-    def twiml(response: VoiceResponse) -> Response:
-        return Response(str(response), mimetype="text/xml")
 
     @app.before_request
     def check_signature() -> None:
@@ -51,6 +53,13 @@ def toy_app() -> Flask:
         if not RequestValidator(TOKEN).validate(request.url, params, signature):
             abort(403)
         events.append((request.path, {**request.args.to_dict(), **params}))
+
+    return app
+
+
+def toy_app() -> Flask:
+    """A miniature IVR."""
+    app = signed_app("toy")
 
     @app.route("/voice", methods=["POST"])
     @app.route("/voice/again", methods=["POST"])
@@ -486,20 +495,7 @@ def test_the_same_menu_over_http(app: Flask, server: str) -> None:
 
 def rules_app() -> Flask:
     """Documents that show where Twilio and Somleng differ (every URL checks signatures)."""
-    app = Flask("rules")
-    events: list[tuple[str, dict[str, str]]] = []
-    app.config["events"] = events
-
-    def twiml(response: VoiceResponse) -> Response:
-        return Response(str(response), mimetype="text/xml")
-
-    @app.before_request
-    def check_signature() -> None:
-        params = request.form.to_dict() if request.method == "POST" else {}
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not RequestValidator(TOKEN).validate(request.url, params, signature):
-            abort(403)
-        events.append((request.path, params))
+    app = signed_app("rules")
 
     @app.route("/voice", methods=["POST"])
     def voice() -> Response:
