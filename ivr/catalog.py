@@ -17,12 +17,14 @@ from typing import Any
 
 import yaml
 
+from ivr.survey import TYPES, Question, SurveyOption
+
 UNPUBLISHED = "unpublished"
 PLACEHOLDER = "PLACEHOLDER"
 MAX_KEYS = 8  # keys 1-8 choose; 9 pages; 0 * # navigate
 FEE_TYPES = ("maximum", "specific", "flat")
 LEVELS = ("district", "provincial", "commune")
-QUESTION_TYPES = ("scale", "yes-no", "choice")
+QUESTION_TYPES = tuple(TYPES)
 REMINDERS = ("fee", "days")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CONFIDENCES = ("high", "medium", "low")
@@ -115,34 +117,6 @@ class Hours:
 class Ombudsman:
     phone: str | None  # None: still a PLACEHOLDER, so the line never dials it
     hours: Hours | None  # None: still a PLACEHOLDER
-
-
-@dataclass(frozen=True)
-class SurveyOption:
-    id: str
-    label: Text
-
-
-@dataclass(frozen=True)
-class Question:
-    """One survey question. scale: 1-5; yes-no: 1 yes, 2 no; choice: one of the options."""
-
-    id: str
-    type: str
-    prompt: Text
-    optional: bool = False
-    remind: str | None = None  # "fee" or "days": the service's official figure, said first
-    options: tuple[SurveyOption, ...] = ()
-
-    def value_of(self, key: str) -> str | None:
-        """The stored answer for a key, or None when the key is not an answer."""
-        if self.type == "scale" and key in "12345" and len(key) == 1:
-            return key
-        if self.type == "yes-no" and key in ("1", "2"):
-            return "yes" if key == "1" else "no"
-        if self.type == "choice" and key.isdigit() and 1 <= int(key) <= len(self.options):
-            return self.options[int(key) - 1].id
-        return None
 
 
 @dataclass(frozen=True)
@@ -656,7 +630,7 @@ def _read_survey(r: _Reader, root: _Node) -> tuple[Question, ...]:
         if not isinstance(optional, bool):
             raise r.fail(q, f"{where}.optional", "must be true or false", "optional")
         options: tuple[SurveyOption, ...] = ()
-        if kind == "choice":
+        if TYPES[kind].needs_options:
             items = r.sequence(r.required(q, "options", where), f"{where}.options", q, "options")
             if not 2 <= len(items) <= MAX_KEYS:
                 raise r.fail(q, f"{where}.options", f"needs 2 to {MAX_KEYS} options", "options")

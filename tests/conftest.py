@@ -1,51 +1,16 @@
-"""Shared fixtures: a real app on a temporary SQLite file, and requests signed as Twilio does."""
+"""Shared fixtures: a real app on a temporary SQLite file, and requests signed as Twilio does.
+The helpers they use, and that tests import, are in tests/support.py."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from twilio.request_validator import RequestValidator
+from flask import Flask
 
 from ivr import create_app
 from ivr.config import Settings
-from ivr.simulate import sign
-from tests.caller import Caller  # noqa: F401 - scenario tests import it from here
-
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "test-auth-token-0123456789"
-CALLER = "+85512345678"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def line_env(tmp_path: Path) -> dict[str, str]:
-    """The environment for a line under gunicorn on a temporary database and audio folder."""
-    return {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "IVR_CATALOG": str(ROOT / "catalog.yaml"),
-            "IVR_PROMPTS": str(ROOT / "prompts"), "IVR_AUDIO_DIR": str(tmp_path / "audio"),
-            "IVR_DATABASE": str(tmp_path / "ivr.db"), "IVR_CALLER_KEY": "k"}
-
-
-def shared_dir() -> Path:
-    """The workplace's shared/ folder: IVR_SHARED (set by .ci/run), else beside the repo."""
-    return Path(os.environ.get("IVR_SHARED") or ROOT.parent / "shared")
-
-
-def twiml_schema_path() -> Path:
-    """TwiML.xsd from IVR_TWIML_XSD or shared/twiml."""
-    candidates = [os.environ.get("IVR_TWIML_XSD", ""), str(shared_dir() / "twiml/TwiML.xsd")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise FileNotFoundError("TwiML.xsd not found: set IVR_TWIML_XSD or IVR_SHARED, or put "
-                            "shared/ beside the repo")
+from tests.support import ROOT, TOKEN, Twilio
 
 
 @pytest.fixture
@@ -56,49 +21,10 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings):
+def app(settings: Settings) -> Flask:
     return create_app(settings)
 
 
-class Twilio:
-    """Posts to the app as Twilio would: absolute URL, form params, X-Twilio-Signature
-    (signed by the simulator's `sign`, the same code `ivr call` and the load test use)."""
-
-    def __init__(self, app, token: str = TOKEN, base: str = "http://localhost"):
-        self.client = app.test_client() if app is not None else None
-        self.token = token
-        self.validator = RequestValidator(token)
-        self.base = base
-
-    def post(self, url: str, params: dict[str, str] | None = None, signed_url: str = "",
-             **headers: str):
-        """POST `url`; the signature covers `signed_url` (the public URL) when given."""
-        full = url if url.startswith("http") else self.base + url
-        params = {"CallSid": "CA" + "0" * 32, "From": CALLER, "To": "+85523000000",
-                  **(params or {})}
-        signature = sign(self.token, signed_url or full, params)
-        return self.send(full, params, {"X-Twilio-Signature": signature, **headers})
-
-    def send(self, url: str, params: dict[str, str], headers: dict[str, str]):
-        return self.client.post(url, data=params, headers=headers)
-
-
-class HttpTwilio(Twilio):
-    """The same, over real HTTP to a running server (gunicorn in the concurrency tests)."""
-
-    def __init__(self, base: str, token: str = TOKEN):
-        import requests
-
-        super().__init__(None, token, base)
-        self.session = requests.Session()
-
-    def send(self, url: str, params: dict[str, str], headers: dict[str, str]):
-        from types import SimpleNamespace
-
-        reply = self.session.post(url, data=params, headers=headers, timeout=30)
-        return SimpleNamespace(status_code=reply.status_code, data=reply.content)
-
-
 @pytest.fixture
-def twilio(app) -> Twilio:
+def twilio(app: Flask) -> Twilio:
     return Twilio(app)

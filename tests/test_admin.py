@@ -20,7 +20,8 @@ from ivr import create_app
 from ivr.admin import MAX_FAILURES, Filters, group_cells, tally_cells
 from ivr.charts import Series, line_chart
 from ivr.report import scorecard
-from tests.conftest import ROOT, TOKEN, Caller, Twilio
+from tests.caller import Caller
+from tests.support import ROOT, TOKEN, Twilio
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from seed_demo import seed  # noqa: E402

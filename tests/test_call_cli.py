@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ivr.cases import CAMBODIA
 from ivr.cli import main as cli
-from tests.conftest import ROOT
+from tests.support import ALWAYS_OPEN, ROOT, catalog_variant, ombudsman_on_duty
 
 
 @pytest.fixture
@@ -67,13 +67,7 @@ def staffed(env, monkeypatch):
     """Ou Chrov's Ombudsman with a number and hours covering today."""
     if datetime.now(CAMBODIA).time() >= time(23, 58):
         pytest.skip("too close to midnight in Phnom Penh for an all-day opening")
-    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8").replace(
-        "    ombudsman:\n      phone: PLACEHOLDER (not published)\n"
-        "      hours: PLACEHOLDER (not published)",
-        '    ombudsman:\n      phone: "+85512000999"\n      hours: {days: [mon, tue, wed, thu, '
-        'fri, sat, sun], open: "00:00", close: "23:59"}', 1)
-    path = env / "catalog.yaml"
-    path.write_text(text, encoding="utf-8")
+    path = catalog_variant(env / "catalog.yaml", ombudsman_on_duty(ALWAYS_OPEN))
     monkeypatch.setenv("IVR_CATALOG", str(path))
 
 

@@ -14,9 +14,16 @@ from datetime import datetime, timezone
 import pytest
 from lxml import etree
 
-from ivr import create_app
+from ivr import create_app, tree
 from ivr.catalog import FeeChoice, load_catalog
-from tests.conftest import ROOT, TOKEN, twiml_schema_path
+from tests.support import (
+    ROOT,
+    TOKEN,
+    WEEKDAYS_OPEN,
+    catalog_variant,
+    ombudsman_on_duty,
+    twiml_schema_path,
+)
 from tests.walk import Walk, walk
 
 MAX_PRESSES = 4
@@ -102,14 +109,7 @@ def test_whole_call_graph(app, schema, faults, carrier):
 
 def test_call_graph_with_an_ombudsman_on_duty(settings, schema, faults, tmp_path):
     """With a real number and open hours the line dials; every dial outcome is handled."""
-    text = (ROOT / "catalog.yaml").read_text(encoding="utf-8")
-    text = text.replace(
-        "    ombudsman:\n      phone: PLACEHOLDER (not published)\n"
-        "      hours: PLACEHOLDER (not published)",
-        "    ombudsman:\n      phone: \"+85512000999\"\n"
-        "      hours: {days: [mon, tue, wed, thu, fri], open: \"07:30\", close: \"17:00\"}", 1)
-    path = tmp_path / "catalog.yaml"
-    path.write_text(text, encoding="utf-8")
+    path = catalog_variant(tmp_path / "catalog.yaml", ombudsman_on_duty(WEEKDAYS_OPEN))
     app = create_app(settings, catalog=path)
     # Monday 2026-11-23 10:00 in Phnom Penh
     app.extensions["ivr"].clock = lambda: datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
@@ -124,9 +124,7 @@ def test_call_graph_with_an_ombudsman_on_duty(settings, schema, faults, tmp_path
 def test_a_broken_menu_builder_fails_the_walk(app, schema, faults, monkeypatch):
     """A fault the webhooks hide from the caller (a mistyped prompt key in the survey) is a
     failure of the walk, not a green run."""
-    from ivr import rating
-
-    real = rating.question_menu
+    real = tree.RATE_QUESTION.build
 
     def broken(flow, pos, number):
         menu = real(flow, pos, number)
@@ -134,7 +132,7 @@ def test_a_broken_menu_builder_fails_the_walk(app, schema, faults, monkeypatch):
             menu.prompts.append("survey.no-such-prompt")
         return menu
 
-    monkeypatch.setattr(rating, "question_menu", broken)
+    monkeypatch.setattr(tree.RATE_QUESTION, "build", broken)
     app.extensions["ivr"].menus.clear()
     catalog = load_catalog(ROOT / "catalog.yaml")
     found = walk(app, TOKEN, "twilio", [catalog.offices[0].code], schema, apology_heard(app))

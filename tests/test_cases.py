@@ -17,7 +17,8 @@ from ivr.cases import is_open
 from ivr.catalog import load_catalog
 from ivr.cli import main as cli
 from ivr.store import new_reference
-from tests.conftest import ROOT, Caller, Twilio
+from tests.caller import Caller
+from tests.support import ROOT, Twilio
 
 MONDAY_10AM = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)  # 10:00 in Phnom Penh
 MONDAY_6PM = datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc)  # 18:00 in Phnom Penh
@@ -127,7 +128,7 @@ SOMLENG_URL = ("https://api.somleng.org/2010-04-01/Accounts/0b9d5c1e-6d4f-4e1a-9
 def somleng_post(twilio: Twilio, url: str, params: dict[str, str]):
     """A signed request with exactly these parameters (Twilio.post would add a From)."""
     from ivr.simulate import sign
-    from tests.conftest import TOKEN
+    from tests.support import TOKEN
 
     return twilio.send(url, params, {"X-Twilio-Signature": sign(TOKEN, url, params)})
 

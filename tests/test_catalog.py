@@ -10,57 +10,7 @@ import yaml
 
 from ivr import create_app
 from ivr.catalog import CatalogError, FeeChoice, load_catalog
-from tests.conftest import ROOT, shared_dir
-
-MINIMAL = """\
-languages: [km, en]
-categories:
-  - id: papers
-    name: {km: ឯកសារ, en: papers}
-services:
-  - id: copy
-    category: papers
-    name: {km: ការចម្លង, en: a copy}
-    level: district
-    documents: unpublished
-    fee: {type: flat, riel: 1000}
-    max_days: 3
-    validity: unpublished
-    legal_ref: unpublished
-    source: https://example.org/copy
-    confidence: high
-survey:
-  questions:
-    - id: quality
-      type: scale
-      prompt: {km: គុណភាព, en: 'How good was it?'}
-    - id: paid-more
-      type: yes-no
-      remind: fee
-      prompt: {km: បង់លើស, en: 'Did you pay more?'}
-    - id: gender
-      type: choice
-      optional: true
-      prompt: {km: ភេទ, en: 'Woman or man?'}
-      options:
-        - {id: woman, label: {km: ស្ត្រី, en: a woman}}
-        - {id: man, label: {km: បុរស, en: a man}}
-complaints:
-  max_seconds: 60
-  topics:
-    - {id: money, name: {km: ប្រាក់, en: money}}
-    - {id: other, name: {km: ផ្សេង, en: something else}}
-public_holidays: [2027-01-07]
-offices:
-  - id: town
-    code: "0105"
-    district_code: "0105"
-    province: {code: "01", km: បន្ទាយមានជ័យ, en: Banteay Meanchey}
-    district: {km: អូរជ្រៅ, en: Ou Chrov}
-    name: {km: ការិយាល័យ, en: Town office}
-    hours: PLACEHOLDER (not published)
-    ombudsman: {phone: PLACEHOLDER (not published), hours: PLACEHOLDER (not published)}
-"""
+from tests.support import MINIMAL, ROOT, shared_dir
 
 
 def write(tmp_path: Path, text: str) -> Path:

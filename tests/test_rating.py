@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from ivr.catalog import load_catalog
 from ivr.cli import main as cli
 from ivr.report import score_table, scorecard
-from tests.conftest import CALLER, ROOT, Caller
+from tests.caller import Caller
+from tests.support import CALLER, ROOT
 
 
 def db_rows(settings, sql: str, args=()) -> list[tuple]:

@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from ivr import create_app
 from ivr.voice import FlaskUrls, _requested_url, twilio_signature
-from tests.conftest import CALLER, Twilio
+from tests.support import CALLER, Twilio
 
 
 def rows(settings, sql: str) -> list[tuple]:
