@@ -57,12 +57,14 @@ class Node:
 
 
 TABLE: list[Node] = []
+_BY_HEAD: dict[str, list[Node]] = {}  # the rows by the first part of their name
 
 
 def node(pattern: str, km: str, en: str, main: tuple[str, str] | None = None) -> Node:
     """Declare a node: a row of the table, in the order written here."""
     row = Node(len(TABLE), pattern, {"km": km, "en": en}, main)
     TABLE.append(row)
+    _BY_HEAD.setdefault(row.head, []).append(row)
     return row
 
 
@@ -140,11 +142,6 @@ COMPLAINT_EMPTY = node("complaint/empty", "បណ្តឹង៖ ថតសំឡ
 CASE = node("case/<reference>", "លេខយោងករណី", "Case reference")
 
 # --- reading the table ----------------------------------------------------------------------
-
-_BY_HEAD: dict[str, list[Node]] = {}
-for _row in TABLE:
-    _BY_HEAD.setdefault(_row.head, []).append(_row)
-
 
 def resolve(name: str) -> tuple[Node, dict[str, str]] | None:
     """The row a node's name matches, and the values of its parts; None: no such node."""

@@ -190,3 +190,50 @@ def test_every_module_imports_alone_and_in_any_order():
         if run.returncode:
             failed.append(f"{' '.join(order)}:\n{err[-800:]}")
     assert not failed, "\n".join(failed)
+
+
+def test_a_main_menu_item_is_a_row_a_builder_and_its_prompts(tmp_path, monkeypatch):
+    """What adding main-menu item 5 takes: one row, one builder, a prompt line per language."""
+    from ivr.audio import AudioLibrary
+    from ivr.flow import CallFlow
+    from ivr.prompts import PromptBook, load_wording
+    from ivr.steps import Context, Menu, Position
+
+    monkeypatch.setattr(tree, "TABLE", list(tree.TABLE))
+    monkeypatch.setattr(tree, "_BY_HEAD", {k: list(v) for k, v in tree._BY_HEAD.items()})
+    # the row
+    status = tree.node("status", "ស្ថានភាពសារ", "Message status", main=("5", "menu.main.status"))
+
+    # the builder
+    @status.builder
+    def status_menu(flow: Context, pos: Position) -> Menu:
+        return Menu(["menu.main.intro"], back=Position(pos.lang, tree.MAIN.path()))
+
+    # the prompt lines
+    for lang, line in (("en", "To hear about a message you left, press 5."),
+                       ("km", "ដើម្បីស្តាប់អំពីសារដែលអ្នកបានទុក សូមចុចលេខប្រាំ។")):
+        text = (ROOT / "prompts" / f"{lang}.yaml").read_text(encoding="utf-8")
+        text = text.replace("\nsentences:\n", f"\nsentences:\n  menu.main.status: {line}\n", 1)
+        (tmp_path / f"{lang}.yaml").write_text(text, encoding="utf-8")
+
+    catalog = load_catalog(ROOT / "catalog.yaml")
+    book = PromptBook(catalog, load_wording(tmp_path, catalog.languages))
+
+    class Urls:
+        key = ""
+
+        def step(self, pos: Position, noinput: bool = False, gather: bool = False) -> str:
+            return f"/{pos.lang}/{pos.node}"
+
+        def audio(self, file: str) -> str:
+            return file
+
+        def recording_callback(self, pos: Position, kind: str) -> str:
+            return ""
+
+    flow = CallFlow(catalog, book, AudioLibrary(tmp_path / "audio"), Urls())
+    main = str(flow.answer(Position("en", "main"), None).response)
+    assert "press 4.</Say><Say language=\"en-US\">To hear about a message you left" in main
+    assert '<Gather action="/en/status"' in str(flow.answer(Position("en", "main"), "5").response)
+    assert tree.label(catalog, "status", "en") == "Message status"
+    assert tree.kind("status") == "status"
