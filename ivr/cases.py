@@ -4,20 +4,17 @@ every dial outcome and every empty recording leads somewhere the caller can act.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.catalog import Hours
-from ivr.flow import Action, Menu, Outcome, Position
-from ivr.offices import office_menu
-from ivr.rating import save_recording
-
-if TYPE_CHECKING:
-    from ivr.flow import CallFlow
+from ivr import tree
+from ivr.catalog import Catalog, Hours
+from ivr.offices import Chooser, choose
+from ivr.steps import Action, Context, Menu, Outcome, Position, paged, reference_prompts
 
 CAMBODIA = ZoneInfo("Asia/Phnom_Penh")
 DIAL_TIMEOUT = 25  # seconds of ringing before "no answer"
@@ -34,125 +31,203 @@ def is_open(hours: Hours | None, holidays: frozenset, moment: datetime) -> bool:
             and hours.open <= local.time() < hours.close)
 
 
-def menus(flow: CallFlow) -> dict[str, Callable[[Position, str], Menu | Action | None]]:
-    return {
-        "complaint": lambda pos, rest: complaint_menu(flow, pos, rest),
-        "ombudsman": lambda pos, rest: ombudsman_menu(flow, pos, rest),
-        "case": lambda pos, rest: case_menu(flow, pos, rest),
-    }
+def _main(pos: Position) -> Position:
+    return Position(pos.lang, tree.MAIN.path())
 
 
-def complaint_menu(flow: CallFlow, pos: Position, rest: str) -> Menu | Action | None:
+# --- complaints ------------------------------------------------------------------------------
+
+
+def _topic_known(catalog: Catalog, pos: Position) -> bool:
+    return catalog.topic(pos.topic) is not None
+
+
+def _complaint_ready(catalog: Catalog, pos: Position) -> bool:
+    return _topic_known(catalog, pos) and catalog.office(pos.office) is not None
+
+
+@tree.COMPLAINT.builder
+def topics(flow: Context, pos: Position) -> Menu | None:
     catalog = flow.catalog
-    if rest == "":
-        items = [(f"complaint.topic.{t.id}.choice", "complaint/office") for t in catalog.topics]
-        menu = flow.paged(pos, "complaint.topics.intro", items, Position(pos.lang, "main"))
-        if menu is not None:
-            menu.choices = {k: v.to(v.node, topic=catalog.topics[int(k) - 1].id)
-                            for k, v in menu.choices.items()}
-        return menu
-    if catalog.topic(pos.topic) is None:
+    items = [(f"complaint.topic.{t.id}.choice", tree.COMPLAINT_OFFICE.path())
+             for t in catalog.topics]
+    menu = paged(pos, "complaint.topics.intro", items, _main(pos))
+    if menu is not None:
+        menu.choices = {k: v.to(v.node, topic=catalog.topics[int(k) - 1].id)
+                        for k, v in menu.choices.items()}
+    return menu
+
+
+COMPLAINT_OFFICE = choose(Chooser(
+    tree.COMPLAINT_OFFICE, tree.COMPLAINT_OFFICE_CODE, tree.COMPLAINT_PROVINCES,
+    tree.COMPLAINT_PROVINCE,
+    after=lambda pos, office: pos.to(tree.COMPLAINT_NOTICE.path(), office=office),
+    back=lambda pos: pos.to(tree.COMPLAINT.path()), ready=_topic_known))
+
+
+# --- the Ombudsman ---------------------------------------------------------------------------
+
+
+def _office_known(catalog: Catalog, pos: Position) -> bool:
+    return catalog.office(pos.office) is not None
+
+
+OMBUDSMAN_OFFICE = choose(Chooser(
+    tree.OMBUDSMAN_OFFICE, tree.OMBUDSMAN_OFFICE_CODE, tree.OMBUDSMAN_PROVINCES,
+    tree.OMBUDSMAN_PROVINCE,
+    after=lambda pos, office: pos.to(tree.OMBUDSMAN_CALL.path(), office=office), back=_main))
+
+
+@tree.OMBUDSMAN_CALL.builder
+def call(flow: Context, pos: Position) -> Action | None:
+    if not _office_known(flow.catalog, pos):
         return None
-    if rest.startswith("office"):
-        return office_menu(flow, pos, rest)
-    if catalog.office(pos.office) is None:
+    return Action(lambda params: call_ombudsman(flow, pos))
+
+
+@tree.OMBUDSMAN_DIALLED.builder
+def dialled(flow: Context, pos: Position) -> Action | None:
+    if not _office_known(flow.catalog, pos):
         return None
-    return recording_steps(flow, pos, rest, "complaint", "complaint.notice",
-                           catalog.max_recording_seconds)
+    return Action(lambda params: after_dial(flow, pos, params))
 
 
-def ombudsman_menu(flow: CallFlow, pos: Position, rest: str) -> Menu | Action | None:
-    if rest.startswith("office"):
-        return office_menu(flow, pos, rest)
-    office = flow.catalog.office(pos.office)
-    if office is None:
+@tree.OMBUDSMAN_AWAY.builder
+def away(flow: Context, pos: Position, reason: str) -> Menu | None:
+    """Closed, no number, or the dial did not connect: 1 leaves a message instead."""
+    if not _office_known(flow.catalog, pos) or reason not in AWAY_REASONS:
         return None
-    if rest == "call":
-        return Action(lambda params: call_ombudsman(flow, pos))
-    if rest == "dialled":
-        return Action(lambda params: dialled(flow, pos, params))
-    if rest.startswith("away/"):
-        reason = rest.removeprefix("away/")
-        if reason not in AWAY_REASONS:
-            return None
-        return Menu([f"ombudsman.{reason}", "ombudsman.leave-message", "nav.hint"],
-                    {"1": pos.to("ombudsman/notice")}, back=pos.to("ombudsman/office"))
-    return recording_steps(flow, pos, rest, "ombudsman", "ombudsman.notice",
-                           flow.catalog.max_recording_seconds)
+    return Menu([f"ombudsman.{reason}", "ombudsman.leave-message", "nav.hint"],
+                {"1": pos.to(tree.OMBUDSMAN_NOTICE.path())},
+                back=pos.to(tree.OMBUDSMAN_OFFICE.path()))
 
 
-def call_ombudsman(flow: CallFlow, pos: Position) -> Outcome:
+def call_ombudsman(flow: Context, pos: Position) -> Outcome:
     office = flow.catalog.office(pos.office)
     assert office is not None
     ombudsman = office.ombudsman
     if ombudsman.phone is None:
-        return Outcome(flow.present(pos.to("ombudsman/away/unlisted")), "unlisted", pos.node)
+        return Outcome(flow.present(pos.to(tree.OMBUDSMAN_AWAY.path(reason="unlisted"))),
+                       "unlisted", pos.node)
     if not is_open(ombudsman.hours, flow.catalog.holidays, flow.now()):
-        return Outcome(flow.present(pos.to("ombudsman/away/closed")), "closed", pos.node)
+        return Outcome(flow.present(pos.to(tree.OMBUDSMAN_AWAY.path(reason="closed"))),
+                       "closed", pos.node)
     response = VoiceResponse()
     flow.play(response, f"office.{office.id}.connecting", pos.lang)
-    dial = response.dial(action=flow.urls.step(pos.to("ombudsman/dialled")), method="POST",
-                         timeout=DIAL_TIMEOUT, caller_id=flow.caller_id or None)
+    dial = response.dial(action=flow.urls.step(pos.to(tree.OMBUDSMAN_DIALLED.path())),
+                         method="POST", timeout=DIAL_TIMEOUT, caller_id=flow.caller_id or None)
     dial.number(ombudsman.phone)
     return Outcome(response, "dial", pos.node)
 
 
-def dialled(flow: CallFlow, pos: Position, params: Mapping[str, str]) -> Outcome:
+def after_dial(flow: Context, pos: Position, params: Mapping[str, str]) -> Outcome:
     """Twilio reports how the Dial ended: completed, busy, no-answer, failed or canceled."""
     status = params.get("DialCallStatus", "failed")
     if status == "completed":
         return Outcome(flow.goodbye(pos.lang), "dial-completed", pos.node)
     reason = status if status in DIAL_OUTCOMES else "failed"
-    return Outcome(flow.present(pos.to(f"ombudsman/away/{reason}")), f"dial-{reason}",
-                   pos.node)
+    return Outcome(flow.present(pos.to(tree.OMBUDSMAN_AWAY.path(reason=reason))),
+                   f"dial-{reason}", pos.node)
 
 
-def recording_steps(flow: CallFlow, pos: Position, rest: str, purpose: str, notice: str,
-                    max_seconds: int) -> Menu | Action | None:
-    """notice (then record) -> recorded (a case and its reference) | empty (try again)."""
-    if rest == "notice":
-        return Action(lambda params: record(flow, pos, purpose, notice, max_seconds))
-    if rest == "recorded":
-        return Action(lambda params: recorded(flow, pos, purpose, params))
-    if rest == "empty":
+# --- recording a message: notice (then record) -> recorded (a case) | empty (try again) ------
+
+
+@dataclass(frozen=True)
+class Recording:
+    """The three nodes of leaving a recorded message, and what the message is."""
+
+    notice: tree.Node
+    recorded: tree.Node
+    empty: tree.Node
+    kind: str  # what the store calls it
+    prompt: str  # said before the tone
+
+    def record(self, flow: Context, pos: Position) -> Outcome:
+        response = VoiceResponse()
+        flow.play(response, self.prompt, pos.lang)
+        response.record(action=flow.urls.step(pos.to(self.recorded.path())), method="POST",
+                        max_length=flow.catalog.max_recording_seconds, finish_on_key="#",
+                        play_beep=True, timeout=7,
+                        recording_status_callback=flow.urls.recording_callback(pos, self.kind),
+                        recording_status_callback_method="POST")
+        # Twilio does not call the action for an empty recording: it goes on to this.
+        # (Somleng calls the action, with RecordingDuration 0: `saved` leads to the same place.)
+        response.redirect(flow.urls.step(pos.to(self.empty.path())), method="POST")
+        return Outcome(response, "record", pos.node)
+
+    def saved(self, flow: Context, pos: Position, params: Mapping[str, str]) -> Outcome:
+        reference = flow.save_recording(pos, self.kind, params)
+        if reference is None:
+            return Outcome(flow.present(pos.to(self.empty.path())), "recorded-empty",
+                           pos.node)
+        # SPOOLED (""): kept safely, stored when the database is back; no number to read yet
+        case = Position(pos.lang, tree.CASE.path(reference=reference or "kept"))
+        return Outcome(flow.present(case), "case", pos.node)
+
+    def try_again(self, pos: Position) -> Menu:
         return Menu(["recording.empty", "recording.retry", "nav.hint"],
-                    {"1": pos.to(f"{purpose}/notice")}, back=Position(pos.lang, "main"))
-    return None
+                    {"1": pos.to(self.notice.path())}, back=_main(pos))
 
 
-def record(flow: CallFlow, pos: Position, purpose: str, notice: str,
-           max_seconds: int) -> Outcome:
-    response = VoiceResponse()
-    flow.play(response, notice, pos.lang)
-    kind = "complaint" if purpose == "complaint" else "ombudsman-message"
-    response.record(action=flow.urls.step(pos.to(f"{purpose}/recorded")), method="POST",
-                    max_length=max_seconds, finish_on_key="#", play_beep=True, timeout=7,
-                    recording_status_callback=flow.urls.recording_callback(pos, kind),
-                    recording_status_callback_method="POST")
-    # Twilio does not call the action for an empty recording: it goes on to this. (Somleng
-    # calls the action, with RecordingDuration 0: `recorded` leads to the same place.)
-    response.redirect(flow.urls.step(pos.to(f"{purpose}/empty")), method="POST")
-    return Outcome(response, "record", pos.node)
+COMPLAINT_MESSAGE = Recording(tree.COMPLAINT_NOTICE, tree.COMPLAINT_RECORDED,
+                              tree.COMPLAINT_EMPTY, "complaint", "complaint.notice")
+OMBUDSMAN_MESSAGE = Recording(tree.OMBUDSMAN_NOTICE, tree.OMBUDSMAN_RECORDED,
+                              tree.OMBUDSMAN_EMPTY, "ombudsman-message", "ombudsman.notice")
 
 
-def recorded(flow: CallFlow, pos: Position, purpose: str, params: Mapping[str, str]) -> Outcome:
-    kind = "complaint" if purpose == "complaint" else "ombudsman-message"
-    reference = save_recording(flow, pos, kind, params)
-    if reference is None:
-        return Outcome(flow.present(pos.to(f"{purpose}/empty")), "recorded-empty", pos.node)
-    # SPOOLED (""): kept safely, stored when the database is back; no number to read yet
-    return Outcome(flow.present(Position(pos.lang, f"case/{reference or 'kept'}")), "case",
-                   pos.node)
+@tree.COMPLAINT_NOTICE.builder
+def complaint_notice(flow: Context, pos: Position) -> Action | None:
+    if not _complaint_ready(flow.catalog, pos):
+        return None
+    return Action(lambda params: COMPLAINT_MESSAGE.record(flow, pos))
 
 
-def case_menu(flow: CallFlow, pos: Position, reference: str) -> Menu | None:
+@tree.COMPLAINT_RECORDED.builder
+def complaint_recorded(flow: Context, pos: Position) -> Action | None:
+    if not _complaint_ready(flow.catalog, pos):
+        return None
+    return Action(lambda params: COMPLAINT_MESSAGE.saved(flow, pos, params))
+
+
+@tree.COMPLAINT_EMPTY.builder
+def complaint_empty(flow: Context, pos: Position) -> Menu | None:
+    if not _complaint_ready(flow.catalog, pos):
+        return None
+    return COMPLAINT_MESSAGE.try_again(pos)
+
+
+@tree.OMBUDSMAN_NOTICE.builder
+def ombudsman_notice(flow: Context, pos: Position) -> Action | None:
+    if not _office_known(flow.catalog, pos):
+        return None
+    return Action(lambda params: OMBUDSMAN_MESSAGE.record(flow, pos))
+
+
+@tree.OMBUDSMAN_RECORDED.builder
+def ombudsman_recorded(flow: Context, pos: Position) -> Action | None:
+    if not _office_known(flow.catalog, pos):
+        return None
+    return Action(lambda params: OMBUDSMAN_MESSAGE.saved(flow, pos, params))
+
+
+@tree.OMBUDSMAN_EMPTY.builder
+def ombudsman_empty(flow: Context, pos: Position) -> Menu | None:
+    if not _office_known(flow.catalog, pos):
+        return None
+    return OMBUDSMAN_MESSAGE.try_again(pos)
+
+
+# --- the case reference ----------------------------------------------------------------------
+
+
+@tree.CASE.builder
+def case(flow: Context, pos: Position, reference: str) -> Menu | None:
     """The case reference, digit by digit; 1 to hear it again."""
     if reference == "kept":
-        return Menu(["case.thanks", "nav.main"], back=Position(pos.lang, "main"))
+        return Menu(["case.thanks", "nav.main"], back=_main(pos))
     if not (reference.isdigit() and len(reference) == 6):
         return None
     # the message is kept: "back" from here is the main menu, not the recording again
-    return Menu(["case.thanks", *flow.reference_prompts(reference), "reference.again",
-                 "nav.main"], {"1": pos.to(pos.node)}, back=Position(pos.lang, "main"))
-
-
+    return Menu(["case.thanks", *reference_prompts(reference), "reference.again",
+                 "nav.main"], {"1": pos.to(pos.node)}, back=_main(pos))

@@ -42,12 +42,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ivr.survey import TYPES, Question, SurveyOption
+
 UNPUBLISHED = "unpublished"
 PLACEHOLDER = "PLACEHOLDER"
 MAX_KEYS = 8  # keys 1-8 choose; 9 pages; 0 * # navigate
 FEE_TYPES = ("maximum", "specific", "flat")
 LEVELS = ("district", "provincial", "commune")
-QUESTION_TYPES = ("scale", "yes-no", "choice")
+QUESTION_TYPES = tuple(TYPES)
 REMINDERS = ("fee", "days")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CONFIDENCES = ("high", "medium", "low")
@@ -187,34 +189,6 @@ class Hours:
 class Ombudsman:
     phone: str | None  # None: still a PLACEHOLDER, so the line never dials it
     hours: Hours | None  # None: still a PLACEHOLDER
-
-
-@dataclass(frozen=True)
-class SurveyOption:
-    id: str
-    label: Text
-
-
-@dataclass(frozen=True)
-class Question:
-    """One survey question. scale: 1-5; yes-no: 1 yes, 2 no; choice: one of the options."""
-
-    id: str
-    type: str
-    prompt: Text
-    optional: bool = False
-    remind: str | None = None  # "fee" or "days": the service's official figure, said first
-    options: tuple[SurveyOption, ...] = ()
-
-    def value_of(self, key: str) -> str | None:
-        """The stored answer for a key, or None when the key is not an answer."""
-        if self.type == "scale" and key in "12345" and len(key) == 1:
-            return key
-        if self.type == "yes-no" and key in ("1", "2"):
-            return "yes" if key == "1" else "no"
-        if self.type == "choice" and key.isdigit() and 1 <= int(key) <= len(self.options):
-            return self.options[int(key) - 1].id
-        return None
 
 
 @dataclass(frozen=True)
@@ -926,7 +900,7 @@ class _Located:
                 node = node[part]
             elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
                 item = node[part]
-                parent = node
+                parent = node  # type: ignore[assignment]
                 if isinstance(node, _Seq) and part < len(node.item_lines):
                     line = node.item_lines[part]
                 label = self._label(loc[:i], where, item)
@@ -1079,7 +1053,7 @@ def _load(path: Path) -> Catalog:
                                             f"'- '), got {_show(items)}"))
                 specs[name] = []
                 continue
-            item_kind = kind.__args__[0]
+            item_kind = kind.__args__[0]  # type: ignore[union-attr]
             specs[name] = [(i, _validate(_adapter(item_kind), item, (name, i), located, errors,
                                          context)) for i, item in enumerate(items)]
             if all(s is not None for _, s in specs[name]):
@@ -1262,7 +1236,7 @@ def _build(path: Path, languages: tuple[str, ...], specs: dict[str, Any], whole:
     if specs["survey"] is not None:
         seen: set[str] = set()
         for i, q in enumerate(specs["survey"].questions):
-            at = ("survey", "questions", i)
+            at = ("survey", "questions", i)  # type: ignore[assignment]
             if q.id in seen:
                 errors.append(located.error((*at, "id"), f"another question already has id "
                                             f"'{q.id}'"))

@@ -1,4 +1,7 @@
-"""The call flow as plain functions: (where the caller is, what they pressed) -> TwiML.
+"""The call flow engine, as plain functions: (where the caller is, what they pressed) -> TwiML.
+
+Where each node's menu comes from is the table (ivr.tree); the menus are in ivr.browse,
+ivr.rating, ivr.cases and ivr.offices, over the shared parts in ivr.steps.
 
 The caller's position lives in the URL (language, node, page, attempt), never in process
 memory, so any gunicorn worker can serve any step of any call. Keypad conventions, the
@@ -13,154 +16,52 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
-from functools import cached_property
-from typing import Any, Protocol
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+# the menus attach their builders to the table's nodes when imported
+from ivr import browse, cases, offices, rating, tree  # noqa: F401
 from ivr.audio import AudioLibrary
-from ivr.catalog import Catalog, FeeChoice, Service
-from ivr.prompts import PAGE_SIZE, PromptBook, fee_key, fee_node, pages
+from ivr.catalog import Catalog
+from ivr.prompts import PromptBook
+from ivr.steps import (
+    FALLBACK_SAY_LANGUAGE,
+    Action,
+    CallInfo,
+    Context,
+    Menu,
+    Outcome,
+    Position,
+    Reask,
+    Rendered,
+    Step,
+    Urls,
+)
+from ivr.store import Store
 
+__all__ = ["CallFlow", "CallInfo", "Position", "Urls", "MAX_REPROMPTS", "CACHE_SIZE"]
 log = logging.getLogger(__name__)
 
 MAX_REPROMPTS = 2  # after two re-prompts (silence or wrong keys) the line says goodbye
-GATHER_TIMEOUT = 6  # seconds of silence before a menu counts as "no input"
-WELCOME_TIMEOUT = 3  # the greeting waits less: no key simply means Khmer
-FALLBACK_SAY_LANGUAGE = "en-US"  # <Say> has no Khmer voice (PITFALLS.md)
-MAIN = "main"
-WELCOME = "welcome"
 CACHE_SIZE = 20_000  # rendered menus kept per process (a few KB each)
+MAIN = tree.MAIN.path()
+WELCOME = tree.WELCOME.path()
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where a caller is: carried in every action URL."""
-
-    lang: str
-    node: str
-    page: int = 1
-    attempt: int = 0  # re-prompts so far on this menu
-    office: str = ""  # chosen so far (rating, complaint, ombudsman)
-    service: str = ""
-    topic: str = ""
-    keyed: str = ""  # keys of a code typed so far, when the carrier ended the entry early
-
-    def to(self, node: str, **changes: object) -> Position:
-        """Another node of the same call, keeping what the caller has chosen so far."""
-        return replace(self, node=node, page=1, attempt=0, keyed="",  # type: ignore[arg-type]
-                       **changes)
-
-
-class Urls(Protocol):
-    """How the flow names the URLs Twilio should request next (the views provide it)."""
-
-    def step(self, pos: Position, noinput: bool = False, gather: bool = False) -> str:
-        """The URL of a step; `gather`: a Gather's action, where no Digits means no input."""
-        ...
-
-    def audio(self, file: str) -> str: ...
-
-    key: str  # what the URLs depend on (the public host), for keeping rendered menus
-
-    def recording_callback(self, pos: Position, kind: str) -> str: ...
-
-
-@dataclass(frozen=True)
-class CallInfo:
-    """Who is calling (as Twilio says), for what the flow stores."""
-
-    sid: str = ""
-    caller: str = ""
-
-
-@dataclass
-class Outcome:
-    """The TwiML for one step and what happened, for the call funnel in `events`."""
-
-    response: VoiceResponse | str
-    event: str
-    node: str
-
-
-@dataclass(frozen=True)
-class Reask:
-    """Keys that are not accepted, and what to say before asking again (an attempt)."""
-
-    prompts: tuple[str, ...]
-
-
-@dataclass
-class Menu:
-    prompts: list[str]
-    choices: dict[str, Position] = field(default_factory=dict)
-    back: Position | None = None
-    more: Position | None = None  # key 9, when a list has another page
-    timeout: int = GATHER_TIMEOUT
-    num_digits: int | None = 1  # None: a code of several keys ended with '#'
-    # keys that are answers: where they lead, or what to say before asking again
-    on_digits: Callable[[str], Position | Reask | None] | None = None
-    # what silence means when it is not "ask again" (None: "we did not hear a key", again)
-    on_silence: Callable[[], Position | Reask] | None = None
-    invalid_prompt: str = "error.invalid"
-    cacheable: bool = True  # False when the prompts depend on stored data
-
-
-class Rendered(str):
-    """TwiML already rendered to text (a kept menu): str() of it is the document."""
-
-
-@dataclass
-class Action:
-    """A step that is not a menu (record, dial, store what arrived): it builds its own TwiML
-    from Twilio's parameters."""
-
-    run: Callable[[Mapping[str, str]], Outcome]
-
-
-class CallFlow:
-    """All menus of the line, generated from the catalogue and the prompt book."""
-
-    # Main-menu branches: (prompt key, digit, node).
-    main_items: Sequence[tuple[str, str, str]] = (
-        ("menu.main.services", "1", "categories"),
-        ("menu.main.rate", "2", "rate/office"),
-        ("menu.main.ombudsman", "3", "ombudsman/office"),
-        ("menu.main.complaint", "4", "complaint"),
-    )
+class CallFlow(Context):
+    """The engine: finds a position's node in the table, asks its builder for the menu or
+    action, and turns keys into the next step (keypad conventions, re-prompts, goodbye)."""
 
     def __init__(self, catalog: Catalog, book: PromptBook, audio: AudioLibrary, urls: Urls,
-                 store: Any = None, call: CallInfo | None = None, caller_id: str | None = None,
+                 store: Store | None = None, call: CallInfo | None = None,
+                 caller_id: str | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  cache: dict | None = None, generation: int = 0):
-        self.catalog = catalog
-        self.book = book
-        self.audio = audio
-        self.urls = urls
-        self.store = store
-        self.call = call or CallInfo()
-        self.caller_id = caller_id
-        self.now = now
+        super().__init__(catalog, book, audio, urls, store, call, caller_id, now)
         self.cache = cache
         self.generation = generation  # of the catalogue and prompts: part of a kept menu's key
-
-    @cached_property
-    def menus(self) -> dict[str, Callable[[Position, str], Menu | Action | None]]:
-        """Menu builders by the first part of a node (built only when a step needs one: a
-        kept menu does not)."""
-        from ivr import cases, rating
-
-        return {
-            WELCOME: lambda pos, rest: self._welcome_menu(),
-            MAIN: lambda pos, rest: self._main_menu(pos),
-            "categories": lambda pos, rest: self._categories_menu(pos),
-            "category": self._category_menu,
-            "service": self._service_menu,
-            **rating.menus(self),
-            **cases.menus(self),
-        }
 
     # --- answering a request -----------------------------------------------------------
 
@@ -271,7 +172,10 @@ class CallFlow:
     def _present(self, pos: Position, menu: Menu | None, before: Sequence[str]
                  ) -> VoiceResponse:
         if menu is None:  # a target that vanished (catalogue reloaded): the main menu
-            pos, menu = Position(pos.lang, MAIN), self._main_menu(Position(pos.lang, MAIN))
+            pos = Position(pos.lang, MAIN)
+            main = self.menu(pos)
+            assert isinstance(main, Menu)
+            menu = main
         response = VoiceResponse()
         action = self.urls.step(pos, gather=True)
         # actionOnEmptyResult: silence (or '#' alone at a code) asks the action, with no Digits
@@ -288,27 +192,6 @@ class CallFlow:
         response.redirect(self.urls.step(pos, noinput=True), method="POST")
         return response
 
-    def play(self, verb: VoiceResponse | Gather, key: str, lang: str) -> None:
-        """Play the rendered audio of a prompt, or say its English text when there is none."""
-        text = self.book.text(key, lang)
-        entry = self.audio.find(key, lang, text)
-        if entry is not None:
-            verb.play(self.urls.audio(entry.file))
-            return
-        english = self.book.text(key, "en") if self.book.has(key, "en") else text
-        verb.say(english, language=FALLBACK_SAY_LANGUAGE)
-
-    def goodbye(self, lang: str, before: Sequence[str] = ()) -> VoiceResponse:
-        response = VoiceResponse()
-        for key in [*before, "goodbye"]:
-            self.play(response, key, lang)
-        response.hangup()
-        return response
-
-    def reference_prompts(self, reference: str) -> list[str]:
-        """A reference number read digit by digit, from one recorded word per digit."""
-        return ["reference.is", *(f"digit.{d}" for d in reference)]
-
     def apology(self, lang: str, node: str) -> VoiceResponse:
         """After a fault: say sorry and go to the main menu (or hang up if that failed)."""
         response = VoiceResponse()
@@ -322,101 +205,13 @@ class CallFlow:
             response.redirect(self.urls.step(Position(lang, MAIN)), method="POST")
         return response
 
-    # --- the menus -------------------------------------------------------------------------
+    # --- the table -------------------------------------------------------------------------
 
-    def menu(self, pos: Position) -> Menu | Action | None:
-        head, _, rest = pos.node.partition("/")
-        build = self.menus.get(head)
-        if build is None or (rest and head in (WELCOME, MAIN, "categories")):
-            return None
-        return build(pos, rest)
-
-    def _welcome_menu(self) -> Menu:
-        prompts = ["greeting", "language.offer@en"]
-        choices = {"1": Position("km", MAIN)}
-        if "en" in self.catalog.languages:
-            choices["2"] = Position("en", MAIN)
-        return Menu(prompts, choices, timeout=WELCOME_TIMEOUT)
-
-    def _main_menu(self, pos: Position) -> Menu:
-        prompts = ["menu.main.intro", *(key for key, _, _ in self.main_items), "menu.repeat"]
-        choices = {digit: Position(pos.lang, node) for _, digit, node in self.main_items}
-        return Menu(prompts, choices)
-
-    def paged(self, pos: Position, intro: str, items: Sequence[tuple[str, str]],
-               back: Position | None) -> Menu | None:
-        """A list menu: intro, one choice prompt per item on this page, 'more', hints."""
-        all_pages = pages(items)
-        if not 1 <= pos.page <= len(all_pages):
-            return None
-        page = all_pages[pos.page - 1]
-        prompts = [intro, *(key for key, _ in page)]
-        more = None
-        if pos.page < len(all_pages):
-            prompts.append("menu.more")
-            more = replace(pos, page=pos.page + 1, attempt=0)
-        prompts.append("nav.hint")
-        choices = {str(i): pos.to(node) for i, (_, node) in enumerate(page, start=1)}
-        if pos.page > 1:
-            back = replace(pos, page=pos.page - 1, attempt=0)
-        return Menu(prompts, choices, back=back, more=more)
-
-    def _categories_menu(self, pos: Position) -> Menu | None:
-        items = [(f"category.{c.id}.choice", f"category/{c.id}") for c in self.catalog.categories]
-        return self.paged(pos, "menu.categories.intro", items, Position(pos.lang, MAIN))
-
-    def _category_menu(self, pos: Position, category_id: str) -> Menu | None:
-        category = self.catalog.category(category_id)
-        if category is None:
-            return None
-        items = [(f"service.{s.id}.choice", f"service/{s.id}") for s in category.services]
-        index = self.catalog.categories.index(category)
-        back = Position(pos.lang, "categories", page=index // PAGE_SIZE + 1)
-        return self.paged(pos, f"category.{category.id}.intro", items, back)
-
-    def _service_menu(self, pos: Position, rest: str) -> Menu | None:
-        service_id, _, fee_path = rest.partition("/fee/")
-        if rest.endswith("/fee"):
-            return None
-        service = self.catalog.service(service_id)
-        if service is None:
-            return None
-        category = self.catalog.category(service.category)
-        assert category is not None
-        index = category.services.index(service)
-        up = Position(pos.lang, f"category/{category.id}", page=index // PAGE_SIZE + 1)
-        if not fee_path:
-            prompts = [f"service.{service.id}.info"]
-            if isinstance(service.fee, FeeChoice):
-                return self._fee_menu(pos, service, "", prompts, up)
-            return Menu([*prompts, "service.again", "service.rate", "nav.hint"],
-                        {"1": replace(pos, attempt=0), "2": self.rate(pos, service)}, back=up)
-        parent = fee_path.rpartition(".")[0]
-        back = replace(pos, node=self.fee_node_name(service, parent), attempt=0)
-        return self._fee_menu(pos, service, fee_path, [], back)
-
-    def _fee_menu(self, pos: Position, service: Service, path: str, prompts: list[str],
-                  back: Position) -> Menu | None:
-        """One question of a fee table, or the fee it leads to."""
-        found = fee_node(service.fee, path)
+    def menu(self, pos: Position) -> Step | None:
+        """The menu or action at `pos`: its node's builder, given the parts of its name."""
+        found = tree.resolve(pos.node)
         if found is None:
             return None
-        _, node = found
-        prompts = [*prompts, fee_key(service, path)]
-        if isinstance(node, FeeChoice):
-            choices = {
-                str(i): Position(pos.lang, self.fee_node_name(service, f"{path}.{i}" if path
-                                                              else str(i)))
-                for i in range(1, len(node.options) + 1)
-            }
-            return Menu([*prompts, "nav.hint"], choices, back=back)
-        return Menu([*prompts, "service.again", "service.rate", "nav.hint"],
-                    {"1": replace(pos, attempt=0), "2": self.rate(pos, service)}, back=back)
-
-    @staticmethod
-    def rate(pos: Position, service: Service) -> Position:
-        return Position(pos.lang, "rate/office", service=service.id)
-
-    @staticmethod
-    def fee_node_name(service: Service, path: str) -> str:
-        return f"service/{service.id}" + (f"/fee/{path}" if path else "")
+        node, parts = found
+        assert node.build is not None, node
+        return node.build(self, pos, **parts)

@@ -24,7 +24,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, jsonify, rende
 
 from ivr.audio import AudioEntry, read_manifest
 from ivr.prompts import PromptBook
-from ivr.simulate import Call, FlaskTransport, Prompt, Simulator, Step
+from ivr.simulate import Call, FlaskTransport, GatherInfo, Prompt, Simulator, Step
 
 bp = Blueprint("phone", __name__)
 
@@ -210,7 +210,7 @@ def describe(call: Call) -> dict[str, Any]:
     waiting = call.waiting
     return {
         "steps": [_step(step, files, line.book) for step in transcript.steps],
-        "waiting": None if waiting is None else {
+        "waiting": None if not isinstance(waiting, GatherInfo) else {
             "numDigits": waiting.num_digits, "finishOnKey": waiting.finish_on_key,
             "timeout": waiting.timeout, "action": waiting.action},
         "ended": call.ended,

@@ -46,8 +46,8 @@ def load_wording(prompts_dir: Path | str, languages: Sequence[str]) -> Wording:
                 raise CatalogError(path, getattr(data, "line", None), section, "is missing")
             for key, value in block.items():
                 if not isinstance(value, str) or (section == "sentences" and not value.strip()):
-                    raise CatalogError(path, block.key_lines.get(key), f"{section}.{key}",
-                                       "must be text")
+                    line = getattr(block, "key_lines", {}).get(key)
+                    raise CatalogError(path, line, f"{section}.{key}", "must be text")
             into[lang] = {str(k): str(v) for k, v in block.items()}
     first = languages[0]
     for lang in languages[1:]:
@@ -69,7 +69,8 @@ def digit_of(items: Sequence[T], item: T) -> int:
     return items.index(item) % PAGE_SIZE + 1
 
 
-def fee_paths(fee: Fee | FeeChoice | None, path: str = "") -> Iterator[tuple[str, object]]:
+def fee_paths(fee: Fee | FeeChoice | None, path: str = ""
+              ) -> Iterator[tuple[str, Fee | FeeChoice | None]]:
     """Every node of a fee table with its path of keys ("", "1", "1.2"), root first."""
     yield path, fee
     if isinstance(fee, FeeChoice):
@@ -77,10 +78,11 @@ def fee_paths(fee: Fee | FeeChoice | None, path: str = "") -> Iterator[tuple[str
             yield from fee_paths(option.fee, f"{path}.{i}" if path else str(i))
 
 
-def fee_node(fee: Fee | FeeChoice | None, path: str) -> tuple[list[Text], object] | None:
+def fee_node(fee: Fee | FeeChoice | None, path: str
+             ) -> tuple[list[Text], Fee | FeeChoice | None] | None:
     """Follow a path of keys through a fee table: (labels chosen, node) or None."""
     labels: list[Text] = []
-    node: object = fee
+    node = fee
     for part in path.split(".") if path else []:
         if not isinstance(node, FeeChoice) or not part.isdigit():
             return None
@@ -220,13 +222,13 @@ def _tidy(text: str) -> str:
 def _utterances_of(catalog: Catalog, wording: Wording, lang: str) -> Iterator[tuple[str, str]]:
     w = _Writer(wording, lang)
     yield from wording.sentences[lang].items()
-    for page in pages(catalog.categories):
-        for digit, category in enumerate(page, start=1):
+    for categories in pages(catalog.categories):
+        for digit, category in enumerate(categories, start=1):
             yield f"category.{category.id}.choice", w.choice(category.name[lang], digit)
     for category in catalog.categories:
         yield f"category.{category.id}.intro", w.fill("category.intro", name=category.name[lang])
-        for page in pages(category.services):
-            for digit, service in enumerate(page, start=1):
+        for services in pages(category.services):
+            for digit, service in enumerate(services, start=1):
                 yield f"service.{service.id}.choice", w.choice(service.name[lang], digit)
         for service in category.services:
             yield f"service.{service.id}.info", w.service_info(service)
@@ -247,8 +249,8 @@ def _utterances_of(catalog: Catalog, wording: Wording, lang: str) -> Iterator[tu
 
 
 def _office_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
-    for page in pages(catalog.provinces()):
-        for digit, province in enumerate(page, start=1):
+    for provinces in pages(catalog.provinces()):
+        for digit, province in enumerate(provinces, start=1):
             yield f"province.{province.code}.choice", w.choice(province.name[w.lang], digit)
     for province in catalog.provinces():
         for page in pages(catalog.offices_in(province.code)):
@@ -268,13 +270,7 @@ def _office_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]
 
 def _survey_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
     for question in catalog.survey:
-        parts = [_tidy(question.prompt[w.lang])]
-        if question.type == "scale":
-            parts.append(w.fill("survey.scale.keys"))
-        elif question.type == "yes-no":
-            parts.append(w.fill("survey.yes-no.keys"))
-        else:
-            parts += [w.choice(o.label[w.lang], i) for i, o in enumerate(question.options, 1)]
+        parts = [_tidy(question.prompt[w.lang]), *question.kind.keys(question, w)]
         if question.optional:
             parts.append(w.fill("survey.skip"))
         yield f"survey.{question.id}", " ".join(parts)

@@ -3,124 +3,157 @@ and an anonymous reference. Each answer is stored the moment it is given."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.flow import Action, Menu, Outcome, Position
-from ivr.offices import office_menu
-from ivr.store import recording_duration
-
-if TYPE_CHECKING:
-    from ivr.flow import CallFlow
+from ivr import tree
+from ivr.catalog import Catalog
+from ivr.offices import Chooser, choose
+from ivr.steps import Action, Context, Menu, Outcome, Position, paged, reference_prompts
 
 COMMENT_SECONDS = 60
 SKIP = "9"
 
 
-def menus(flow: CallFlow) -> dict[str, Callable[[Position, str], Menu | Action | None]]:
-    return {"rate": lambda pos, rest: rate_menu(flow, pos, rest)}
+def _after_office(pos: Position, office_id: str) -> Position:
+    """The service is known when the caller came from its facts: straight to the survey."""
+    if pos.service:
+        return pos.to(tree.RATE_QUESTION.path(number="1"), office=office_id)
+    return pos.to(tree.RATE_CATEGORIES.path(), office=office_id)
 
 
-def rate_menu(flow: CallFlow, pos: Position, rest: str) -> Menu | Action | None:
+def _before_office(pos: Position) -> Position:
+    if pos.service:
+        return Position(pos.lang, tree.SERVICE.path(service=pos.service))
+    return Position(pos.lang, tree.MAIN.path())
+
+
+OFFICE = choose(Chooser(tree.RATE_OFFICE, tree.RATE_OFFICE_CODE, tree.RATE_PROVINCES,
+                        tree.RATE_PROVINCE, after=_after_office, back=_before_office))
+
+
+def _known(catalog: Catalog, pos: Position, service: bool = True) -> bool:
+    """The office (and the service) in the position are in the catalogue."""
+    return catalog.office(pos.office) is not None and (
+        not service or catalog.service(pos.service) is not None)
+
+
+@tree.RATE_CATEGORIES.builder
+def categories(flow: Context, pos: Position) -> Menu | None:
     catalog = flow.catalog
-    if rest.startswith("office"):
-        return office_menu(flow, pos, rest)
-    if catalog.office(pos.office) is None:
+    if not _known(catalog, pos, service=False):
         return None
-    if rest == "categories":
-        items = [(f"category.{c.id}.choice", f"rate/category/{c.id}") for c in catalog.categories]
-        return flow.paged(pos, "rate.service.ask", items, pos.to("rate/office", office=""))
-    if rest.startswith("category/"):
-        category = catalog.category(rest.removeprefix("category/"))
-        if category is None:
-            return None
-        menu = flow.paged(pos, f"category.{category.id}.intro",
-                          [(f"service.{s.id}.choice", s.id) for s in category.services],
-                          pos.to("rate/categories"))
-        if menu is not None:
-            menu.choices = {k: pos.to("rate/q/1", service=v.node) for k, v in menu.choices.items()}
-        return menu
-    if catalog.service(pos.service) is None:
-        return None
-    if rest.startswith("q/"):
-        return question_menu(flow, pos, rest.removeprefix("q/"))
-    if rest == "comment":
-        last = pos.to(f"rate/q/{len(catalog.survey)}")
-        # "to finish, press any other key": silence finishes too (thanks and the reference)
-        return Menu(["rate.comment.offer"], {"1": pos.to("rate/record")}, back=last,
-                    on_digits=lambda digits: pos.to("rate/thanks"),
-                    on_silence=lambda: pos.to("rate/thanks"))
-    if rest == "record":
-        return Action(lambda params: record(flow, pos))
-    if rest == "recorded":
-        return Action(lambda params: recorded(flow, pos, params))
-    if rest == "thanks":
-        reference = flow.store.feedback_reference(flow.call.sid, pos.office, pos.service) \
-            if flow.store is not None else None
-        prompts = ["rate.thanks"]
-        if reference:
-            prompts += [*flow.reference_prompts(reference), "reference.again"]
-        # the answers are kept: "back" from here is the main menu, not the survey again
-        return Menu([*prompts, "nav.main"], {"1": pos.to("rate/thanks")},
-                    back=Position(pos.lang, "main"), cacheable=False)
-    return None
+    items = [(f"category.{c.id}.choice", tree.RATE_CATEGORY.path(category=c.id))
+             for c in catalog.categories]
+    return paged(pos, "rate.service.ask", items, pos.to(tree.RATE_OFFICE.path(), office=""))
 
 
-def question_menu(flow: CallFlow, pos: Position, number: str) -> Menu | None:
+@tree.RATE_CATEGORY.builder
+def category(flow: Context, pos: Position, category: str) -> Menu | None:
+    catalog = flow.catalog
+    if not _known(catalog, pos, service=False):
+        return None
+    found = catalog.category(category)
+    if found is None:
+        return None
+    menu = paged(pos, f"category.{found.id}.intro",
+                 [(f"service.{s.id}.choice", s.id) for s in found.services],
+                 pos.to(tree.RATE_CATEGORIES.path()))
+    if menu is not None:
+        first = tree.RATE_QUESTION.path(number="1")
+        menu.choices = {k: pos.to(first, service=v.node) for k, v in menu.choices.items()}
+    return menu
+
+
+@tree.RATE_QUESTION.builder
+def question(flow: Context, pos: Position, number: str) -> Menu | None:
+    """One survey question; its answer is stored at once, then the next question."""
     survey = flow.catalog.survey
+    if not _known(flow.catalog, pos):
+        return None
     if not number.isdigit() or not 1 <= int(number) <= len(survey):
         return None
     index = int(number) - 1
-    question = survey[index]
+    asked = survey[index]
     prompts = []
-    if question.remind:
-        prompts.append(f"service.{pos.service}.{question.remind}.reminder")
-    first_scale = next((q for q in survey if q.type == "scale"), None)
-    if question is first_scale:
-        prompts.append("survey.scale.explain")
-    prompts.append(f"survey.{question.id}")
-    after = pos.to(f"rate/q/{index + 2}" if index + 1 < len(survey) else "rate/comment")
-    back = pos.to(f"rate/q/{index}") if index else pos.to("rate/office", office="")
+    if asked.remind:
+        prompts.append(f"service.{pos.service}.{asked.remind}.reminder")
+    explain = asked.kind.explain  # said once, before the first question of its type
+    if explain and asked is next(q for q in survey if q.type == asked.type):
+        prompts.append(explain)
+    prompts.append(f"survey.{asked.id}")
+    after = pos.to(tree.RATE_QUESTION.path(number=str(index + 2)) if index + 1 < len(survey)
+                   else tree.RATE_COMMENT.path())
+    back = (pos.to(tree.RATE_QUESTION.path(number=str(index))) if index
+            else pos.to(tree.RATE_OFFICE.path(), office=""))
 
     def answer(digits: str) -> Position | None:
-        value = question.value_of(digits)
-        if value is None and question.optional and digits == SKIP:
+        value = asked.value_of(digits)
+        if value is None and asked.optional and digits == SKIP:
             value = "skipped"
         if value is None:
             return None
-        flow.store.save_answer(flow.call.sid, flow.call.caller, pos.office, pos.service,
-                               pos.lang, question.id, value)
+        flow.storage().save_answer(flow.call.sid, flow.call.caller, pos.office, pos.service,
+                                   pos.lang, asked.id, value)
         return after
 
     return Menu(prompts, back=back, on_digits=answer, invalid_prompt="survey.invalid")
 
 
-def record(flow: CallFlow, pos: Position) -> Outcome:
+@tree.RATE_COMMENT.builder
+def comment(flow: Context, pos: Position) -> Menu | None:
+    if not _known(flow.catalog, pos):
+        return None
+    last = pos.to(tree.RATE_QUESTION.path(number=str(len(flow.catalog.survey))))
+    thanks = pos.to(tree.RATE_THANKS.path())
+    # "to finish, press any other key": silence finishes too (thanks and the reference)
+    return Menu(["rate.comment.offer"], {"1": pos.to(tree.RATE_RECORD.path())}, back=last,
+                on_digits=lambda digits: thanks, on_silence=lambda: thanks)
+
+
+@tree.RATE_RECORD.builder
+def record(flow: Context, pos: Position) -> Action | None:
     """A short comment after the tone; an empty recording goes straight to the thanks."""
-    response = VoiceResponse()
-    flow.play(response, "rate.record.instructions", pos.lang)
-    response.record(action=flow.urls.step(pos.to("rate/recorded")), method="POST",
-                    max_length=COMMENT_SECONDS, finish_on_key="#", play_beep=True, timeout=5,
-                    recording_status_callback=flow.urls.recording_callback(pos, "comment"),
-                    recording_status_callback_method="POST")
-    response.redirect(flow.urls.step(pos.to("rate/thanks")), method="POST")
-    return Outcome(response, "record", pos.node)
+    if not _known(flow.catalog, pos):
+        return None
+
+    def run(params: Mapping[str, str]) -> Outcome:
+        response = VoiceResponse()
+        flow.play(response, "rate.record.instructions", pos.lang)
+        response.record(action=flow.urls.step(pos.to(tree.RATE_RECORDED.path())),
+                        method="POST", max_length=COMMENT_SECONDS, finish_on_key="#",
+                        play_beep=True, timeout=5,
+                        recording_status_callback=flow.urls.recording_callback(pos, "comment"),
+                        recording_status_callback_method="POST")
+        response.redirect(flow.urls.step(pos.to(tree.RATE_THANKS.path())), method="POST")
+        return Outcome(response, "record", pos.node)
+
+    return Action(run)
 
 
-def recorded(flow: CallFlow, pos: Position, params: Mapping[str, str]) -> Outcome:
-    save_recording(flow, pos, "comment", params)
-    return Outcome(flow.present(pos.to("rate/thanks")), "recorded", pos.node)
+@tree.RATE_RECORDED.builder
+def recorded(flow: Context, pos: Position) -> Action | None:
+    if not _known(flow.catalog, pos):
+        return None
+
+    def run(params: Mapping[str, str]) -> Outcome:
+        flow.save_recording(pos, "comment", params)
+        return Outcome(flow.present(pos.to(tree.RATE_THANKS.path())), "recorded", pos.node)
+
+    return Action(run)
 
 
-def save_recording(flow: CallFlow, pos: Position, kind: str,
-                   params: Mapping[str, str]) -> str | None:
-    """Store what the carrier says was recorded (Somleng sends no RecordingSid to the
-    action, only RecordingUrl and RecordingDuration); None when it was empty."""
-    return flow.store.save_recording(
-        sid=flow.call.sid, caller=flow.call.caller, kind=kind, lang=pos.lang,
-        office=pos.office, service=pos.service, topic=pos.topic,
-        recording_sid=params.get("RecordingSid", ""),
-        recording_url=params.get("RecordingUrl", ""),
-        duration_s=recording_duration(params.get("RecordingDuration")))
+@tree.RATE_THANKS.builder
+def thanks(flow: Context, pos: Position) -> Menu | None:
+    """The reference of the answers given; 1 hears it again."""
+    if not _known(flow.catalog, pos):
+        return None
+    reference = (flow.store.feedback_reference(flow.call.sid, pos.office, pos.service)
+                 if flow.store is not None else None)
+    prompts = ["rate.thanks"]
+    if reference:
+        prompts += [*reference_prompts(reference), "reference.again"]
+    # the answers are kept: "back" from here is the main menu, not the survey again
+    return Menu([*prompts, "nav.main"], {"1": pos.to(tree.RATE_THANKS.path())},
+                back=Position(pos.lang, tree.MAIN.path()), cacheable=False)

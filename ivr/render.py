@@ -88,7 +88,11 @@ class Engine(Protocol):
 
     name: str
     settings: dict[str, Any]
-    languages: frozenset[str] | None  # None: any language
+
+    @property
+    def languages(self) -> frozenset[str] | None:
+        """None: any language."""
+        ...
 
     def synthesize(self, text: str, lang: str) -> Audio: ...
 

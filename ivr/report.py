@@ -9,32 +9,34 @@ import json
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
-from statistics import mean, pstdev
 
 from ivr.catalog import Catalog
+from ivr.survey import TYPES, Question, mean_of, share_of_yes, spread_of
 
 ALL = "all"
 
 
 @dataclass
 class Score:
-    """The figures for one group of feedback (an office and service, maybe one gender)."""
+    """The answers of one group of feedback (an office and service, maybe one gender); each
+    question's type says what figures they give."""
 
     responses: int = 0
-    scale: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    yes_no: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))
+    answers: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def figure(self, question: Question, column: str) -> float | None:
+        """One of the question type's figures ("mean", "sd", "yes share")."""
+        summary = dict(question.kind.figures())[column]
+        return summary(self.answers.get(question.id, []))
 
     def mean(self, question: str) -> float | None:
-        values = self.scale.get(question)
-        return round(mean(values), 2) if values else None
+        return mean_of(self.answers.get(question, []))
 
     def spread(self, question: str) -> float | None:
-        values = self.scale.get(question)
-        return round(pstdev(values), 2) if values else None
+        return spread_of(self.answers.get(question, []))
 
     def share_yes(self, question: str) -> float | None:
-        values = self.yes_no.get(question)
-        return round(sum(values) / len(values), 3) if values else None
+        return share_of_yes(self.answers.get(question, []))
 
 
 @dataclass
@@ -77,8 +79,8 @@ def scorecard(conn: sqlite3.Connection, catalog: Catalog, start: str | None = No
               by_service: bool = True) -> list[ScoreRow]:
     """Responses, mean scale answers with their spread, share of 'yes' per office (and
     service), overall and split by each choice question's answers."""
-    kinds = {q.id: q.type for q in catalog.survey}
-    splits = [q.id for q in catalog.survey if q.type == "choice"]
+    summarised = {q.id for q in catalog.survey if q.kind.figures()}
+    splits = [q.id for q in catalog.survey if q.kind.splits]
     per_feedback: dict[str, dict[str, str]] = defaultdict(dict)
     where_of: dict[str, tuple[str, str]] = {}
     for row in answers(conn, start, end, office):
@@ -92,10 +94,8 @@ def scorecard(conn: sqlite3.Connection, catalog: Catalog, start: str | None = No
             score = groups[(office_id, service_id, group)]
             score.responses += 1
             for question, value in given.items():
-                if kinds.get(question) == "scale" and value.isdigit():
-                    score.scale[question].append(int(value))
-                elif kinds.get(question) == "yes-no":
-                    score.yes_no[question].append(value == "yes")
+                if question in summarised:
+                    score.answers[question].append(value)
     return [ScoreRow(o, s, g, groups[(o, s, g)]) for (o, s, g) in sorted(groups)]
 
 
@@ -116,18 +116,16 @@ def cases(conn: sqlite3.Connection, office: str | None = None, status: str | Non
 
 
 def score_table(rows: list[ScoreRow], catalog: Catalog) -> list[dict]:
-    """Scorecard rows as plain dicts (the columns of the terminal table and CSV)."""
-    scale = [q.id for q in catalog.survey if q.type == "scale"]
-    yes_no = [q.id for q in catalog.survey if q.type == "yes-no"]
+    """Scorecard rows as plain dicts (the columns of the terminal table and CSV): each
+    question's figures, the questions grouped by type in the order of the types."""
+    columns = [(q, column) for kind in TYPES.values() for q in catalog.survey
+               if q.kind is kind for column, _ in kind.figures()]
     table = []
     for row in rows:
         item: dict = {"office": row.office, "service": row.service, "group": row.group,
                       "responses": row.score.responses}
-        for q in scale:
-            item[f"{q} mean"] = row.score.mean(q)
-            item[f"{q} sd"] = row.score.spread(q)
-        for q in yes_no:
-            item[f"{q} yes share"] = row.score.share_yes(q)
+        for question, column in columns:
+            item[f"{question.id} {column}"] = row.score.figure(question, column)
         table.append(item)
     return table
 

@@ -877,8 +877,7 @@ class CallEngine:
                 self.buffer = [(key, entry.first if i == 0 else entry.gap)
                                for i, key in enumerate(entry.keys)]
         digits, pressed, terminator = self._take(verb, terminators)
-        entry = Input(info, digits or None, pressed, self.transcript.clock)
-        step.inputs.append(entry)
+        step.inputs.append(Input(info, digits or None, pressed, self.transcript.clock))
         if digits:
             extra = {"Digits": digits}
         elif verb.action_on_empty_result:
@@ -1063,7 +1062,7 @@ class Simulator:
         while not live.ended:
             if script:
                 live.press(script.pop(0))
-            elif self.ask_keys is not None and live.waiting is not None:
+            elif self.ask_keys is not None and isinstance(live.waiting, GatherInfo):
                 answer = self.ask_keys(live.waiting)
                 if answer is None:
                     live.hangup()

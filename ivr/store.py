@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import sqlite_utils
+from sqlite_utils.db import Table
 
 BUSY_TIMEOUT_MS = 5000
 SCHEMA_VERSION = 3
@@ -129,39 +130,39 @@ class Store:
     def migrate(self) -> None:
         """Create what is missing (every statement IF NOT EXISTS: each worker runs this)."""
         db = self.db
-        db["calls"].create({
+        Table(db, "calls").create({
             "sid": str, "caller_hash": str, "language": str, "started_at": str,
             "ended_at": str, "status": str, "duration_s": int, "last_node": str,
         }, pk="sid", if_not_exists=True)
-        db["events"].create({
+        Table(db, "events").create({
             "id": int, "call_sid": str, "at": str, "lang": str, "node": str,
             "digits": str, "event": str,
         }, pk="id", foreign_keys=[("call_sid", "calls", "sid")], if_not_exists=True)
-        db["events"].create_index(["node", "event"], if_not_exists=True)
-        db["feedback"].create({
+        Table(db, "events").create_index(["node", "event"], if_not_exists=True)
+        Table(db, "feedback").create({
             "id": int, "call_sid": str, "caller_hash": str, "office_id": str,
             "service_id": str, "lang": str, "created_at": str, "reference": str,
         }, pk="id", if_not_exists=True)
-        db["feedback"].create_index(["call_sid", "office_id", "service_id"], unique=True,
+        Table(db, "feedback").create_index(["call_sid", "office_id", "service_id"], unique=True,
                                     if_not_exists=True)
-        db["feedback"].create_index(["reference"], unique=True, if_not_exists=True)
-        db["feedback"].create_index(["office_id", "service_id"], if_not_exists=True)
-        db["answers"].create({
+        Table(db, "feedback").create_index(["reference"], unique=True, if_not_exists=True)
+        Table(db, "feedback").create_index(["office_id", "service_id"], if_not_exists=True)
+        Table(db, "answers").create({
             "feedback_id": int, "question": str, "value": str, "answered_at": str,
         }, pk=("feedback_id", "question"), if_not_exists=True,
             foreign_keys=[("feedback_id", "feedback", "id")])
-        db["recordings"].create({
+        Table(db, "recordings").create({
             "id": int, "kind": str, "call_sid": str, "caller_hash": str, "office_id": str,
             "service_id": str, "topic": str, "lang": str, "duration_s": int,
             "recording_sid": str, "recording_url": str, "reference": str, "status": str,
             "note": str, "created_at": str, "updated_at": str,
         }, pk="id", defaults={"status": "new"}, if_not_exists=True)
-        db["recordings"].create_index(["recording_sid"], unique=True, if_not_exists=True)
-        db["recordings"].create_index(["reference"], unique=True, if_not_exists=True)
-        db["recordings"].create_index(["office_id", "kind", "status"], if_not_exists=True)
+        Table(db, "recordings").create_index(["recording_sid"], unique=True, if_not_exists=True)
+        Table(db, "recordings").create_index(["reference"], unique=True, if_not_exists=True)
+        Table(db, "recordings").create_index(["office_id", "kind", "status"], if_not_exists=True)
         # the admin funnel groups steps by call and menu; this index also finds a call's
         # steps, so the older one on call_sid alone was only a cost on every step written
-        db["events"].create_index(["call_sid", "node", "event"], if_not_exists=True)
+        Table(db, "events").create_index(["call_sid", "node", "event"], if_not_exists=True)
         db.execute("DROP INDEX IF EXISTS idx_events_call_sid")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -265,7 +266,7 @@ class Store:
         """Store one answer as soon as it is given; a repeated webhook changes nothing
         (the feedback is one per call, office and service; an answer one per question).
         Returns the feedback's reference (SPOOLED when the answer had to wait)."""
-        payload = {"sid": sid, "caller_hash": caller_hash(self.caller_key, caller),
+        payload: dict[str, Any] = {"sid": sid, "caller_hash": caller_hash(self.caller_key, caller),
                    "office": office, "service": service, "lang": lang, "question": question,
                    "value": value, "stamp": now()}
         return self._durably("answer", payload, lambda: self._save_answer(**payload))
@@ -337,10 +338,11 @@ class Store:
         if not recording_sid or not has_sound(duration_s, recording_url):
             log.info("empty recording (%s, call %s): no case created", kind, sid)
             return None
-        payload = {"sid": sid, "caller_hash": caller_hash(self.caller_key, caller), "kind": kind,
-                   "lang": lang, "office": office, "service": service, "topic": topic,
-                   "recording_sid": recording_sid, "recording_url": recording_url,
-                   "duration_s": duration_s, "stamp": now()}
+        payload: dict[str, Any] = {
+            "sid": sid, "caller_hash": caller_hash(self.caller_key, caller), "kind": kind,
+            "lang": lang, "office": office, "service": service, "topic": topic,
+            "recording_sid": recording_sid, "recording_url": recording_url,
+            "duration_s": duration_s, "stamp": now()}
         return self._durably("recording", payload, lambda: self._save_recording(**payload))
 
     def _save_recording(self, *, sid: str, caller_hash: str, kind: str, lang: str, office: str,

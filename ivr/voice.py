@@ -18,7 +18,9 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.datastructures import MultiDict
 
-from ivr.flow import WELCOME, CallFlow, CallInfo, Position
+from ivr.flow import WELCOME, CallFlow
+from ivr.line import Line
+from ivr.steps import CallInfo, Position
 from ivr.store import recording_duration
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ class FlaskUrls:
         return url_for("audio.file", filename=file, _external=True)
 
 
-def line() -> Any:
+def line() -> Line:
     return current_app.extensions["ivr"]
 
 
@@ -85,6 +87,7 @@ def check_signature() -> None:
         _refuse()
     form = request.form if request.method == "POST" else None
     token = line().settings.auth_token
+    assert token is not None  # create_app's settings always have one (or the app stops)
     # The URL as requested, signed in one HMAC (the usual case, and the cheap one); then the
     # validator's own rules, which also try the URL with and without an explicit port.
     if hmac.compare_digest(twilio_signature(token, _requested_url(), form).encode(),

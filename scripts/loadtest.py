@@ -67,6 +67,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
+from ivr import tree  # noqa: E402
 from ivr.catalog import Catalog, load_catalog  # noqa: E402
 from ivr.simulate import (  # noqa: E402
     CARRIERS,
@@ -187,7 +188,8 @@ class Server:
 
 @functools.lru_cache(maxsize=8192)  # the same URLs come back call after call
 def node_kind(url: str) -> str:
-    """Group webhook URLs by the kind of node: /voice, main, category, rate/q, status, ..."""
+    """Group webhook URLs by the kind of node: /voice, main, category, rate/q, status, ...
+    (a node's name in the table without its varying parts)."""
     path = urlsplit(url).path.rstrip("/")
     if path in ("", "/voice"):
         return "/voice"
@@ -195,13 +197,7 @@ def node_kind(url: str) -> str:
         return "status"
     if path == "/voice/recording":
         return "recording"
-    parts = path.split("/")[3:]  # ['', 'voice', lang, node...]
-    kept: list[str] = []
-    for part in parts:
-        kept.append(part)
-        if part in ("category", "service", "case", "q", "province"):
-            break  # what follows is an identifier, not a kind of node
-    return "/".join(kept) or "?"
+    return tree.kind("/".join(path.split("/")[3:]))  # ['', 'voice', lang, node...]
 
 
 @dataclass
@@ -229,15 +225,8 @@ def plan_call(kind: str, catalog: Catalog, rng: random.Random) -> Plan:
     for number, question in enumerate(catalog.survey, start=1):
         if question.optional and rng.random() < 0.3:
             key, value = "9", "skipped"
-        elif question.type == "scale":
-            key = str(rng.randint(1, 5))
-            value = key
-        elif question.type == "yes-no":
-            key = rng.choice(["1", "2"])
-            value = "yes" if key == "1" else "no"
-        else:
-            index = rng.randrange(len(question.options))
-            key, value = str(index + 1), question.options[index].id
+        else:  # any answer its type accepts
+            key, value = rng.choice(sorted(question.kind.answers(question).items()))
         digits.append(key)
         answers[number] = (question.id, value)
     digits.append("1" if rng.random() < 0.25 else "2")  # a recorded comment, or none

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ivr import tree  # noqa: E402
 from ivr.audio import AudioLibrary  # noqa: E402
 from ivr.catalog import Catalog, FeeChoice, load_catalog  # noqa: E402
 from ivr.flow import CallFlow, Menu, Position  # noqa: E402
@@ -65,7 +66,7 @@ def presses_from(flow: CallFlow, start: Position, goal) -> dict[str, int]:
 def office_keys(flow: CallFlow, lang: str = "km") -> dict[str, int]:
     """Keys from the greeting to each office, by province and district (rating)."""
     before = 2  # main menu: 2 (rate a service); how to choose: 2 (province and district)
-    found = presses_from(flow, Position(lang, "rate/office/provinces"),
+    found = presses_from(flow, Position(lang, tree.RATE_PROVINCES.path()),
                          lambda pos: (pos.office or None, bool(pos.office)))
     return {office: before + n for office, n in found.items()}
 
@@ -76,9 +77,11 @@ def service_keys(flow: CallFlow, lang: str = "km") -> dict[str, int]:
     before = 1  # main menu: 1 (services)
 
     def goal(pos: Position) -> tuple[str | None, bool]:
-        if not pos.node.startswith("service/"):
+        found_node = tree.resolve(pos.node)
+        if found_node is None or found_node[0] not in (tree.SERVICE, tree.FEE):
             return None, False
-        service_id, _, path = pos.node.removeprefix("service/").partition("/fee/")
+        row, parts = found_node
+        service_id, path = parts["service"], parts.get("path", "")
         service = flow.catalog.service(service_id)
         if service is None:
             return None, True
@@ -86,7 +89,7 @@ def service_keys(flow: CallFlow, lang: str = "km") -> dict[str, int]:
         table = found is not None and isinstance(found[1], FeeChoice)
         return service_id + (f" fee {path}" if path else ""), not table
 
-    found = presses_from(flow, Position(lang, "categories"), goal)
+    found = presses_from(flow, Position(lang, tree.CATEGORIES.path()), goal)
     return {name: before + n for name, n in found.items()
             if " fee " not in name or not isinstance(_fee_at(flow, name), FeeChoice)}
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README.md): installs what the tests need, then runs them all.
+# The test command (README.md): installs what the tests need, then runs the type checker
+# and all the tests.
 # Python packages go into .venv; Debian packages (espeak-ng for the offline voice,
 # Chromium and a Khmer font for the browser tests) are installed when missing and we are root.
 set -euo pipefail
@@ -21,4 +22,8 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+# the type checker (settings in pyproject.toml: ivr/), then the tests; either failing fails
+status=0
+.venv/bin/python -m mypy || status=$?
+.venv/bin/python -m pytest "$@" || status=$?
+exit "$status"

@@ -21,10 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ivr import tree  # noqa: E402
 from ivr.catalog import Catalog, load_catalog  # noqa: E402
 from ivr.store import CASE_STATUSES, Store, caller_hash  # noqa: E402
 
 DEMO_KEY = b"demo-caller-key-not-secret"
+WELCOME, MAIN = tree.WELCOME.path(), tree.MAIN.path()
 ACCOUNT = "AC" + "d3" * 16  # a made-up Twilio account id for the demo recording URLs
 NOTES = ("Called the office chief; the fee list is now on the wall.",
          "ការិយាល័យបានពិនិត្យ ហើយបានណែនាំមន្ត្រីរួចហើយ។",
@@ -99,13 +101,13 @@ class Demo:
         self.calls.append({"sid": sid, "caller_hash": self.rng.choice(self.callers),
                            "language": lang, "started_at": _iso(moment), "ended_at": _iso(at),
                            "status": "completed", "duration_s": int((at - moment).seconds),
-                           "last_node": steps[-1][0] if steps else "welcome"})
+                           "last_node": steps[-1][0] if steps else WELCOME})
         return sid
 
     def opening(self, lang: str) -> list[tuple[str, str | None, str]]:
-        return [("welcome", None, "call"),
-                ("welcome", "2", "choice") if lang == "en" else ("welcome", None,
-                                                                 "default-language")]
+        return [(WELCOME, None, "call"),
+                (WELCOME, "2", "choice") if lang == "en" else (WELCOME, None,
+                                                               "default-language")]
 
     def rating(self, number: int) -> None:
         rng = self.rng
@@ -123,20 +125,23 @@ class Demo:
         timeliness = _clip(rng.gauss(level - 0.25, 0.95))
         given = {"quality": str(quality), "timeliness": str(timeliness),
                  "unofficial-payment": "yes" if asked else "no", "gender": gender}
-        steps = [*self.opening(lang), ("main", "2", "choice"), ("rate/office", "1", "choice"),
-                 ("rate/office/code", office.code, "answer")]
+        code = tree.RATE_OFFICE_CODE.path()
+        steps = [*self.opening(lang), (MAIN, "2", "choice"),
+                 (tree.RATE_OFFICE.path(), "1", "choice"), (code, office.code, "answer")]
         if rng.random() < 0.05:
-            steps.insert(-1, ("rate/office/code", None, "noinput"))
-        steps += [("rate/categories", "1", "choice"),
-                  (f"rate/category/{service.category}", "1", "choice")]
+            steps.insert(-1, (code, None, "noinput"))
+        steps += [(tree.RATE_CATEGORIES.path(), "1", "choice"),
+                  (tree.RATE_CATEGORY.path(category=service.category), "1", "choice")]
         for index in range(1, len(self.catalog.survey) + 1):
+            question = tree.RATE_QUESTION.path(number=str(index))
             if rng.random() < 0.04:
-                steps.append((f"rate/q/{index}", "0", "repeat"))
-            steps.append((f"rate/q/{index}", None, "answer"))
+                steps.append((question, "0", "repeat"))
+            steps.append((question, None, "answer"))
         comment = rng.random() < 0.1
-        steps.append(("rate/comment", "1" if comment else "5", "choice" if comment else "answer"))
+        steps.append((tree.RATE_COMMENT.path(), "1" if comment else "5",
+                      "choice" if comment else "answer"))
         if comment:
-            steps.append(("rate/record", None, "record"))
+            steps.append((tree.RATE_RECORD.path(), None, "record"))
         sid = self.call(moment, lang, steps)
         feedback_id = number + 1
         self.feedback.append({"id": feedback_id, "call_sid": sid,
@@ -160,15 +165,15 @@ class Demo:
         if roll < 0.06:  # hung up at the greeting
             steps = steps[:1]
         elif roll < 0.14:  # silent at the main menu
-            steps += [("main", None, "noinput"), ("main", None, "noinput"),
-                      ("main", None, "noinput-goodbye")]
+            steps += [(MAIN, None, "noinput"), (MAIN, None, "noinput"),
+                      (MAIN, None, "noinput-goodbye")]
         elif roll < 0.20:
-            steps += [("main", "0", "repeat")]
+            steps += [(MAIN, "0", "repeat")]
         else:
             service = rng.choices(self.services, [s.weight for s in self.services])[0]
-            steps += [("main", "1", "choice"), ("categories", "1", "choice"),
-                      (f"category/{service.category}", "1", "choice")]
-            node = f"service/{service.id}"
+            steps += [(MAIN, "1", "choice"), (tree.CATEGORIES.path(), "1", "choice"),
+                      (tree.CATEGORY.path(category=service.category), "1", "choice")]
+            node = tree.SERVICE.path(service=service.id)
             if rng.random() < 0.25:
                 steps.append((node, "0", "repeat"))
             last = rng.choices(["noinput", "back", "choice", "hangup"], [3, 1, 1, 4])[0]
@@ -190,16 +195,18 @@ class Demo:
         lang = "en" if rng.random() < 0.08 else "km"
         topic = rng.choice(self.catalog.topics).id if kind == "complaint" else ""
         if kind == "complaint":
-            steps = [("main", "4", "choice"), ("complaint", "1", "choice"),
-                     ("complaint/office", "1", "choice"),
-                     ("complaint/office/code", office.code, "answer"),
-                     ("complaint/notice", None, "record"), ("complaint/recorded", None, "case")]
+            steps = [(MAIN, "4", "choice"), (tree.COMPLAINT.path(), "1", "choice"),
+                     (tree.COMPLAINT_OFFICE.path(), "1", "choice"),
+                     (tree.COMPLAINT_OFFICE_CODE.path(), office.code, "answer"),
+                     (tree.COMPLAINT_NOTICE.path(), None, "record"),
+                     (tree.COMPLAINT_RECORDED.path(), None, "case")]
         else:
-            steps = [("main", "3", "choice"), ("ombudsman/office", "1", "choice"),
-                     ("ombudsman/office/code", office.code, "answer"),
-                     ("ombudsman/call", None, "unlisted"),
-                     ("ombudsman/away/unlisted", "1", "choice"),
-                     ("ombudsman/notice", None, "record"), ("ombudsman/recorded", None, "case")]
+            steps = [(MAIN, "3", "choice"), (tree.OMBUDSMAN_OFFICE.path(), "1", "choice"),
+                     (tree.OMBUDSMAN_OFFICE_CODE.path(), office.code, "answer"),
+                     (tree.OMBUDSMAN_CALL.path(), None, "unlisted"),
+                     (tree.OMBUDSMAN_AWAY.path(reason="unlisted"), "1", "choice"),
+                     (tree.OMBUDSMAN_NOTICE.path(), None, "record"),
+                     (tree.OMBUDSMAN_RECORDED.path(), None, "case")]
         sid = self.call(moment, lang, [*self.opening(lang), *steps])
         self.recording(kind, sid, moment, lang, office.id, "", topic)
 

@@ -24,7 +24,7 @@ CALLER = "+85512345678"
 class Caller:
     """One call, driven one key press at a time through the carrier simulator.
 
-    `twilio` is the tests' request signer (tests.conftest.Twilio or HttpTwilio): it names the
+    `twilio` is the tests' request signer (tests.support.Twilio or HttpTwilio): it names the
     app (or the server's base URL) and the auth token.
     """
 

@@ -18,7 +18,7 @@ import pytest
 from ivr import create_app
 from ivr.admin import accounts
 from tests.browser import chromium, serve
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from seed_demo import seed  # noqa: E402

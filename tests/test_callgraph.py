@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ivr import create_app
+from ivr import create_app, tree
 from ivr.catalog import FeeChoice, load_catalog
 from tests.conftest import ROOT, TOKEN, TwimlSchemas, with_ombudsman
 from tests.walk import Walk, walk
@@ -139,9 +139,7 @@ def test_call_graph_with_an_ombudsman_on_duty(settings, schema, faults, tmp_path
 def test_a_broken_menu_builder_fails_the_walk(app, schema, faults, monkeypatch):
     """A fault the webhooks hide from the caller (a mistyped prompt key in the survey) is a
     failure of the walk, not a green run."""
-    from ivr import rating
-
-    real = rating.question_menu
+    real = tree.RATE_QUESTION.build
 
     def broken(flow, pos, number):
         menu = real(flow, pos, number)
@@ -149,7 +147,7 @@ def test_a_broken_menu_builder_fails_the_walk(app, schema, faults, monkeypatch):
             menu.prompts.append("survey.no-such-prompt")
         return menu
 
-    monkeypatch.setattr(rating, "question_menu", broken)
+    monkeypatch.setattr(tree.RATE_QUESTION, "build", broken)
     app.extensions["ivr"].menus.clear()
     catalog = load_catalog(ROOT / "catalog.yaml")
     found = walk(app, TOKEN, "twilio", [catalog.offices[0].code], schema, apology_heard(app),

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from ivr.catalog import load_catalog
 from ivr.cli import main as cli
 from ivr.prompts import PromptBook, load_wording
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 def run_check(monkeypatch, audio_dir, *args, catalog=ROOT / "catalog.yaml"):

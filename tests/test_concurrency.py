@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, Caller, HttpTwilio, free_port, line_env
+from tests.caller import Caller
+from tests.support import ROOT, HttpTwilio, free_port, line_env
 
 CALLS = 50
 

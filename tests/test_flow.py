@@ -11,8 +11,7 @@ from ivr.audio import AudioLibrary
 from ivr.catalog import load_catalog
 from ivr.flow import MAX_REPROMPTS, CallFlow, Position
 from ivr.prompts import PromptBook, load_wording
-from tests.conftest import ROOT
-from tests.test_catalog import MINIMAL
+from tests.support import MINIMAL, ROOT
 
 
 class Urls:

@@ -40,7 +40,7 @@ FORM = st.dictionaries(st.sampled_from(["Digits", "CallSid", "From", "RecordingS
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory):
     from ivr.config import Settings
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     tmp = tmp_path_factory.mktemp("fuzz")
     return create_app(Settings(auth_token=TOKEN, catalog=ROOT / "catalog.yaml",

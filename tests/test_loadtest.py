@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 SCRIPT = ROOT / "scripts" / "loadtest.py"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chromium, serve
 
 from ivr import create_app
 from ivr.audio import read_manifest
@@ -20,6 +19,7 @@ from ivr.phone import audio_file
 from ivr.render import PlaceholderEngine, render
 from ivr.simulate import Simulator
 from ivr.utterance import Utterance
+from tests.browser import chromium, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,8 @@ import pytest
 
 from ivr import create_app
 from ivr.store import Store
-from tests.conftest import Caller, Twilio
+from tests.caller import Caller
+from tests.support import Twilio
 
 
 def test_answers_given_while_the_database_is_locked_are_kept_and_stored_later(settings):
