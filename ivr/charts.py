@@ -3,6 +3,8 @@
 The admin pages are read on slow connections and printed for community scorecard meetings,
 so a chart is a few hundred bytes of SVG inside the page. Every data point carries its value
 (`data-value` and a `<title>` tooltip) so the figures can be read and tested without pixels.
+A label can be marked partial (a month only partly in the period): its bar is paler and
+its point hollow, with `data-partial="true"`; the page says why beside the chart.
 """
 
 from __future__ import annotations
@@ -68,16 +70,23 @@ def _frame(labels: Sequence[str], ticks: Sequence[float], low: float, high: floa
     return parts
 
 
+def _partial(partial: Sequence[bool], count: int) -> list[bool]:
+    """Which labels are partial (none when not said)."""
+    return list(partial) if partial else [False] * count
+
+
 def line_chart(labels: Sequence[str], series: Sequence[Series], *, low: float, high: float,
                ticks: Sequence[float], title: str,
-               fmt: Callable[[float], str] = _num) -> Markup:
+               fmt: Callable[[float], str] = _num, partial: Sequence[bool] = ()) -> Markup:
     """Lines over months; a None value breaks the line (a month without answers)."""
     height = HEIGHT + (LEGEND if len(series) > 1 else 0)
     parts = _frame(labels, ticks, low, high, fmt, title, height)
     xs = _x_positions(len(labels))
+    marked = _partial(partial, len(labels))
     for one in series:
-        points = [(x, _y(v, low, high), v, label)
-                  for x, v, label in zip(xs, one.values, labels, strict=True) if v is not None]
+        points = [(x, _y(v, low, high), v, label, part)
+                  for x, v, label, part in zip(xs, one.values, labels, marked, strict=True)
+                  if v is not None]
         runs: list[list[str]] = [[]]
         for x, v in zip(xs, one.values, strict=True):
             if v is None:
@@ -88,9 +97,12 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, low: float, h
             if len(run) > 1:
                 parts.append(f'<polyline points="{" ".join(run)}" fill="none" '
                              f'stroke="{one.color}" stroke-width="2.5" stroke-linejoin="round"/>')
-        for x, y, value, label in points:
+        for x, y, value, label, part in points:
+            look = (f'class="point partial" fill="#ffffff" stroke="{one.color}" '
+                    'stroke-width="2" data-partial="true"' if part
+                    else f'class="point" fill="{one.color}"')
             parts.append(
-                f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{one.color}" '
+                f'<circle {look} cx="{x:.1f}" cy="{y:.1f}" r="4" '
                 f'data-series="{escape(one.label)}" data-label="{escape(label)}" '
                 f'data-value="{value}"><title>{escape(one.label)}, '
                 f'{escape(label.replace(chr(10), " "))}: '
@@ -108,7 +120,7 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, low: float, h
 
 
 def bar_chart(labels: Sequence[str], values: Sequence[int], *, title: str,
-              color: str = "#5b8def") -> Markup:
+              color: str = "#5b8def", partial: Sequence[bool] = ()) -> Markup:
     """Bars with their value written on top: counts such as responses per month."""
     high = _nice_top(max(values, default=0))
     steps = 4 if f"{high:g}".startswith("2") else 5  # 20 in 5s, 50 in 10s, 100 in 20s
@@ -117,10 +129,13 @@ def bar_chart(labels: Sequence[str], values: Sequence[int], *, title: str,
     xs = _x_positions(len(labels))
     band = (WIDTH - LEFT - RIGHT) / max(len(labels), 1)
     width = min(44.0, band * 0.7)
-    for x, value, label in zip(xs, values, labels, strict=True):
+    for x, value, label, part in zip(xs, values, labels, _partial(partial, len(labels)),
+                                     strict=True):
         y = _y(value, 0, high)
+        look = 'class="bar partial" fill-opacity="0.4" data-partial="true"' if part \
+            else 'class="bar"'
         parts.append(
-            f'<rect class="bar" x="{x - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}" '
+            f'<rect {look} x="{x - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}" '
             f'height="{HEIGHT - BOTTOM - y:.1f}" fill="{color}" data-label="{escape(label)}" '
             f'data-value="{value}"><title>{escape(label.replace(chr(10), " "))}: {value:,}'
             "</title></rect>")

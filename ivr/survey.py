@@ -2,14 +2,17 @@
 asked (the keys said after the question), how a key becomes the stored answer, and how the
 scorecards summarise the answers; so adding a type touches this module only.
 
-The scorecards (ivr.report) read `figures` and `splits`; the line reads `keys`, `answers`
-and `explain`; the catalogue checks `needs_options`.
+The scorecards read `figures` and `splits` (ivr.report, from the stored answers), or
+`number_sql` and `summary` (the admin pages, from sums SQLite adds up: the same figures);
+the line reads `keys`, `answers` and `explain`; the catalogue checks `needs_options`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from statistics import mean, pstdev
 from typing import Protocol
 
@@ -59,6 +62,8 @@ class QuestionType:
     explain: str | None = None  # a prompt said once, before the first question of the type
     needs_options = False  # the catalogue lists the answers (choice)
     splits = False  # the scorecards show every group of its answers apart (women, men)
+    # a stored answer (the column `value`) as a number SQLite adds up; None: not summed
+    number_sql: str | None = None
 
     def keys(self, question: Question, say: Speaker) -> list[str]:
         """What is said after the question: which key gives which answer."""
@@ -75,6 +80,11 @@ class QuestionType:
     def figures(self) -> list[Figure]:
         """The scorecard's columns for a question of this type, from its stored answers."""
         return []
+
+    def summary(self, count: int, total: int, squares: int) -> dict[str, float | None]:
+        """`figures` (the same columns and rounding) from sums of `number_sql` over the
+        answers: how many, their total, the total of their squares."""
+        return {}
 
 
 def _numbers(values: Sequence[str]) -> list[int]:
@@ -109,8 +119,17 @@ class Scale(QuestionType):
     def answers(self, question: Question) -> dict[str, str]:
         return self.ANSWERS
 
+    number_sql = ("CASE WHEN value <> '' AND value NOT GLOB '*[^0-9]*' "
+                  "THEN CAST(value AS INTEGER) END")
+
     def figures(self) -> list[Figure]:
         return [("mean", mean_of), ("sd", spread_of)]
+
+    def summary(self, count: int, total: int, squares: int) -> dict[str, float | None]:
+        if not count:
+            return {"mean": None, "sd": None}
+        variance = Fraction(count * squares - total * total, count * count)  # as pstdev
+        return {"mean": round(total / count, 2), "sd": round(math.sqrt(variance), 2)}
 
 
 class YesNo(QuestionType):
@@ -125,8 +144,13 @@ class YesNo(QuestionType):
     def answers(self, question: Question) -> dict[str, str]:
         return self.ANSWERS
 
+    number_sql = "(value = 'yes')"  # every stored answer counts, as in share_of_yes
+
     def figures(self) -> list[Figure]:
         return [("yes share", share_of_yes)]
+
+    def summary(self, count: int, total: int, squares: int) -> dict[str, float | None]:
+        return {"yes share": round(total / count, 3) if count else None}
 
 
 class Choice(QuestionType):

@@ -1,6 +1,6 @@
 """Shared fixtures: a real app on a temporary SQLite file, and requests signed as Twilio does.
 The helpers they use, and that tests import, are in tests/support.py (and the caller in
-tests/caller.py); the names below are re-exported for the tests that still import them here."""
+tests/caller.py): a test imports nothing from here (tests/test_tree.py checks)."""
 
 from __future__ import annotations
 
@@ -11,22 +11,7 @@ from flask import Flask
 
 from ivr import create_app
 from ivr.config import Settings
-from tests.caller import Caller  # noqa: F401
-from tests.support import (  # noqa: F401
-    CALLER,
-    OPEN_HOURS,
-    OWN_TWIML_XSD,
-    ROOT,
-    TOKEN,
-    HttpTwilio,
-    Twilio,
-    TwimlSchemas,
-    free_port,
-    line_env,
-    shared_dir,
-    twiml_schema_paths,
-    with_ombudsman,
-)
+from tests.support import ROOT, TOKEN, Twilio
 
 
 @pytest.fixture

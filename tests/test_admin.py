@@ -21,7 +21,8 @@ from ivr.admin import Filters, group_cells, tally_cells
 from ivr.admin.accounts import ACCOUNT as PER_ACCOUNT
 from ivr.charts import Series, line_chart
 from ivr.report import scorecard
-from tests.conftest import ROOT, TOKEN, Caller, Twilio
+from tests.caller import Caller
+from tests.support import ROOT, TOKEN, Twilio
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from seed_demo import seed  # noqa: E402

@@ -18,7 +18,7 @@ from lxml import html
 
 from ivr import create_app
 from ivr.admin import accounts
-from tests.conftest import ROOT
+from tests.support import ROOT
 from tests.test_admin import FakeProvider, csrf_of, log_in, page_tables
 from tests.test_provider import PASSWORD
 

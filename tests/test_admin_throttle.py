@@ -20,7 +20,7 @@ import requests
 from ivr import create_app
 from ivr.admin.accounts import ACCOUNT
 from ivr.config import Settings
-from tests.conftest import ROOT, TOKEN, free_port, line_env
+from tests.support import ROOT, TOKEN, free_port, line_env
 
 GUESSES = 50
 PASSWORD = "the real person's password"

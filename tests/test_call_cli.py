@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ivr.cases import CAMBODIA
 from ivr.cli import main as cli
-from tests.conftest import ROOT, with_ombudsman
+from tests.support import ROOT, with_ombudsman
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from ivr import create_app, tree
 from ivr.catalog import FeeChoice, load_catalog
-from tests.conftest import ROOT, TOKEN, TwimlSchemas, with_ombudsman
+from tests.support import ROOT, TOKEN, TwimlSchemas, with_ombudsman
 from tests.walk import Walk, walk
 
 MAX_PRESSES = 4

@@ -21,7 +21,8 @@ from ivr.catalog import load_catalog
 from ivr.cli import main as cli
 from ivr.simulate import RecordPrompt
 from ivr.store import new_reference
-from tests.conftest import ROOT, Caller, Twilio, with_ombudsman
+from tests.caller import Caller
+from tests.support import ROOT, Twilio, with_ombudsman
 
 MONDAY_10AM = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)  # 10:00 in Phnom Penh
 MONDAY_6PM = datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc)  # 18:00 in Phnom Penh

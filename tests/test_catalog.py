@@ -14,8 +14,7 @@ from click.testing import CliRunner
 from ivr import create_app
 from ivr.catalog import CatalogError, FeeChoice, catalog_json_schema, load_catalog, problems_of
 from ivr.cli import main as cli
-from tests.conftest import ROOT, shared_dir
-from tests.support import MINIMAL
+from tests.support import MINIMAL, ROOT, shared_dir
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -607,7 +606,7 @@ def test_the_running_line_keeps_its_last_good_catalogue(settings, tmp_path, monk
     from lxml import etree
 
     from ivr.app import LiveCatalog
-    from tests.conftest import Twilio
+    from tests.support import Twilio
 
     monkeypatch.setattr(LiveCatalog, "RECHECK_SECONDS", 0.0)
     path, prompts = tmp_path / "catalog.yaml", tmp_path / "prompts"

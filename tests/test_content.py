@@ -7,7 +7,7 @@ import pytest
 
 from ivr.catalog import load_catalog
 from ivr.prompts import PromptBook, load_wording
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 @pytest.fixture(scope="module")

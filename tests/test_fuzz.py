@@ -15,7 +15,7 @@ from lxml import etree
 from ivr import create_app
 from ivr.simulate import CARRIERS, RECORDING_CALLBACK_ORDERS, Keys, Simulator
 from ivr.terminal import prompt_texts
-from tests.conftest import TOKEN, Twilio
+from tests.support import TOKEN, Twilio
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

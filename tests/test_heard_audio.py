@@ -19,7 +19,8 @@ from lxml import etree
 from ivr import create_app
 from ivr.cli import main as cli
 from ivr.simulate import RecordPrompt
-from tests.conftest import ROOT, Caller, Twilio
+from tests.caller import Caller
+from tests.support import ROOT, Twilio
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from ivr import create_app
 from ivr.admin import trusted_recording_url
 from ivr.cli import main as cli
 from ivr.config import Settings
-from tests.conftest import ROOT, TOKEN
+from tests.support import ROOT, TOKEN
 from tests.test_admin import PASSWORD, log_in
 
 TWILIO_ACCOUNT = "AC" + "0123456789abcdef" * 2

@@ -13,7 +13,8 @@ from ivr.catalog import load_catalog
 from ivr.cli import main as cli
 from ivr.report import score_table, scorecard
 from ivr.simulate import Keys
-from tests.conftest import CALLER, ROOT, Caller
+from tests.caller import Caller
+from tests.support import CALLER, ROOT
 
 CARRIERS = ["twilio", "somleng"]
 

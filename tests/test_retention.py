@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from ivr import create_app
 from ivr.cli import main as cli
-from tests.conftest import ROOT, TOKEN
+from tests.support import ROOT, TOKEN
 from tests.test_admin import PASSWORD, log_in
 
 TWILIO = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE"

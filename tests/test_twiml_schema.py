@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from tests.conftest import OWN_TWIML_XSD, Caller, TwimlSchemas, twiml_schema_paths
+from tests.caller import Caller
+from tests.support import OWN_TWIML_XSD, TwimlSchemas, twiml_schema_paths
 
 OWN = TwimlSchemas([OWN_TWIML_XSD])
 

@@ -19,7 +19,8 @@ from ivr import create_app
 from ivr.flow import CallFlow
 from ivr.simulate import GatherInfo
 from ivr.voice import FlaskUrls, _requested_url, twilio_signature
-from tests.conftest import CALLER, Caller, Twilio
+from tests.caller import Caller
+from tests.support import CALLER, Twilio
 
 CARRIERS = ["twilio", "somleng"]
 APOLOGY = "something went wrong"

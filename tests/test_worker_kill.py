@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from ivr.simulate import HttpTransport, PostReply, Simulator, SimulatorError
-from tests.conftest import ROOT, TOKEN, free_port, line_env
+from tests.support import ROOT, TOKEN, free_port, line_env
 
 WORKERS = 4
 CALLS_BEFORE = 24  # rating calls during which a worker is killed

@@ -12,8 +12,9 @@ import math
 import secrets
 import sqlite3
 
-from flask import Response, abort, flash, redirect, request, session, url_for
+from flask import abort, flash, redirect, request, session, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 from ivr.admin import accounts
 from ivr.admin.access import ROLES

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import Response, abort, flash, redirect, request, url_for
+from werkzeug.wrappers import Response as Reply  # what redirect() makes
 
 from ivr.admin.scorecards import office_choices, office_name, service_name
 from ivr.admin.web import (
@@ -215,7 +216,7 @@ def case(reference: str) -> str:
 
 
 @bp.post("/cases/<reference>/status")
-def case_status(reference: str) -> Response:
+def case_status(reference: str) -> Reply:
     found = own_case(reference)
     status = request.form.get("status", "")
     note = request.form.get("note", "").strip()[:2000]

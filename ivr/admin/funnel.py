@@ -1,64 +1,48 @@
-"""The call funnel: for each menu, the calls that reached it, went on, repeated it, timed
-out and ended there; the most requested services. With an office (chosen, or the account's
-own), only the calls that rated that office: a complaint or a message for the Ombudsman
-never shows in an office's funnel, so an office cannot tell when one was made."""
+"""The call funnel: for each menu, in the order of the call flow, the calls that reached it
+and how each of them left it (went on, went back, the line ended the call after silence or
+wrong keys, or the caller hung up there), which add up to the calls that reached it; calls
+per month; the most requested services. With an office (chosen, or the account's own),
+only the calls that rated that office: a complaint or a message for the Ombudsman never
+shows in an office's funnel, so an office cannot tell when one was made."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from ivr.admin.scorecards import office_choices, service_name
+from markupsafe import Markup
+
+from ivr import charts, tree
+from ivr.admin.scorecards import office_choices, partial_label, period_months, service_name
 from ivr.admin.web import (
+    SQL_CAMBODIA,
     Column,
     Filters,
     Table,
     bp,
     context,
-    name_of,
+    lang,
+    local,
     render,
     show_count,
-    show_share,
+    show_percent,
     t,
 )
 from ivr.catalog import Catalog
 
-SERVICE_NODE = "service/"
-WENT_ON = ("choice", "answer", "more")
-TIMED_OUT = ("noinput", "noinput-goodbye")
-
-
-def node_label(catalog: Catalog, node: str) -> str:
-    """A menu's name for people: 'category/commerce' -> the category's name, and so on."""
-    head, _, rest = node.partition("/")
-    if node in ("welcome", "main", "categories"):
-        return t(f"node.{node}")
-    if head == "category":
-        category = catalog.category(rest)
-        return name_of(category.name, node) if category else node
-    if head == "service":
-        service_id, _, fee = rest.partition("/fee")
-        name = service_name(catalog, service_id)
-        return f"{name} – {t('node.fee')}" if fee else name
-    if head == "rate":
-        if rest.startswith("office"):
-            return t("node.rate-office")
-        if rest.startswith("categor"):
-            return t("node.rate-service")
-        if rest.startswith("q/"):
-            return t("node.rate-question", n=rest.removeprefix("q/"))
-        if rest in ("comment", "record", "recorded"):
-            return t("node.rate-comment")
-        if rest == "thanks":
-            return t("node.rate-thanks")
-    if head == "complaint":
-        if rest == "":
-            return t("node.complaint")
-        return t("node.complaint-office" if rest.startswith("office") else "node.complaint-record")
-    if head == "ombudsman":
-        return t("node.ombudsman-office" if rest.startswith("office") else "node.ombudsman")
-    if head == "case":
-        return t("node.case")
-    return node
+# How a call left a menu: the last step it logged there (events.event, see ivr.flow).
+BACK = ("back", "main")  # * (back one step) or # (the main menu)
+LINE_ENDED = ("noinput-goodbye", "invalid-goodbye")  # the line said goodbye: silence, wrong keys
+# Steps after which the caller is still at the menu (it is presented, or said again): when
+# one is a call's last step at a menu, the caller hung up there.
+STAYED = ("call", "present", "repeat", "noinput", "invalid")
+# Any other last step (a key that chose, answered or paged; silence at the greeting, which
+# chooses Khmer; a recording made) went on.
+REPEATED = ("repeat",)
+SILENT_ONCE = ("noinput", "invalid")  # asked again after silence or a wrong key
+EXITS = ("went_on", "went_back", "line_ended", "hung_up")  # add up to "reached"
 
 
 def _where(filters: Filters, column: str, call: str) -> tuple[str, list[str]]:
@@ -76,64 +60,128 @@ def _where(filters: Filters, column: str, call: str) -> tuple[str, list[str]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-def call_tables(catalog: Catalog, conn: sqlite3.Connection, filters: Filters) -> dict[str, Table]:
-    """Of the calls that reached each menu: how many went on (a key that chose, answered or
-    paged), repeated it (0), timed out (silence), and ended there (the call's last logged
-    step, whoever hung up). A caller who hangs up while a menu is still playing has sent no
-    step from it, so that call ends at the menu before."""
+def _marks(values: Sequence[str]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def percent(part: int, whole: int) -> float | None:
+    """A share as a percentage with one decimal (7.6, not 0.076): the page and the CSV."""
+    return round(100 * part / whole, 1) if whole else None
+
+
+def menu_rows(catalog: Catalog, conn: sqlite3.Connection, filters: Filters
+              ) -> list[dict[str, Any]]:
+    """One row per menu, in call-flow order (tree.order), with how the calls left it."""
     where, args = _where(filters, "at", "call_sid")
-    went_on, timed_out = ", ".join("?" * len(WENT_ON)), ", ".join("?" * len(TIMED_OUT))
+    # SQLite: with max(id), the bare column `event` is the one of the call's last step there
+    sql = (
+        "SELECT node, count(*), "
+        f"sum(last IN ({_marks(BACK)})), sum(last IN ({_marks(LINE_ENDED)})), "
+        f"sum(last IN ({_marks(STAYED)})), sum(repeated), sum(silent) FROM ("
+        "SELECT node, event AS last, max(id), "
+        f"max(event IN ({_marks(REPEATED)})) AS repeated, "
+        f"max(event IN ({_marks(SILENT_ONCE)})) AS silent "
+        f"FROM events{where} GROUP BY call_sid, node) GROUP BY node")
+    found = conn.execute(sql, [*BACK, *LINE_ENDED, *STAYED, *REPEATED, *SILENT_ONCE, *args])
+    rows = []
+    for node, reached, back, ended, stayed, repeated, silent in found.fetchall():
+        went_on = reached - back - ended - stayed
+        rows.append({
+            "menu": tree.label(catalog, node, lang()), "node": node, "reached": reached,
+            "went_on": went_on, "went_back": back, "line_ended": ended, "hung_up": stayed,
+            "went_on_share": percent(went_on, reached), "went_back_share": percent(back, reached),
+            "ended_share": percent(ended + stayed, reached),
+            "repeated": repeated, "silent": silent})
+    rows.sort(key=lambda row: tree.order(catalog, row["node"]))
+    return rows
+
+
+def service_rows(catalog: Catalog, conn: sqlite3.Connection, filters: Filters
+                 ) -> list[dict[str, Any]]:
+    """The services whose facts calls heard (or a fee of which), by calls, most first."""
+    where, args = _where(filters, "at", "call_sid")
+    prefix = tree.SERVICE.kind + "/"
     rows = conn.execute(
-        "SELECT node, count(*), sum(went_on), sum(repeated), sum(timed_out) FROM ("
-        f"SELECT call_sid, node, max(event IN ({went_on})) AS went_on, "
-        "max(event = 'repeat') AS repeated, "
-        f"max(event IN ({timed_out})) AS timed_out FROM events{where} GROUP BY call_sid, node"
-        ") GROUP BY node ORDER BY 2 DESC, node", [*WENT_ON, *TIMED_OUT, *args]).fetchall()
-    calls_where, calls_args = _where(filters, "started_at", "sid")
-    ended = dict(conn.execute(  # the line keeps each call's last node: no need to search
-        f"SELECT last_node, count(*) FROM calls{calls_where} GROUP BY last_node",
-        calls_args).fetchall())
-    menus = [{"menu": node_label(catalog, node), "node": node, "reached": reached,
-              "went_on": went, "went_on_share": round(went / reached, 3),
-              "repeated": repeated, "timed_out": timed, "ended": ended.get(node, 0),
-              "ended_share": round(ended.get(node, 0) / reached, 3)}
-             for node, reached, went, repeated, timed in rows]
-    service_rows = conn.execute(
-        "SELECT CASE WHEN instr(rest, '/') > 0 THEN substr(rest, 1, instr(rest, '/') - 1) "
-        "ELSE rest END AS service, count(DISTINCT call_sid) FROM (SELECT call_sid, "
-        f"substr(node, {len(SERVICE_NODE) + 1}) AS rest FROM events{where}"
-        f"{' AND' if where else ' WHERE'} node GLOB ?) GROUP BY service ORDER BY 2 DESC, 1",
-        [*args, SERVICE_NODE + "*"]).fetchall()
-    services = [{"service": service_name(catalog, service), "calls": calls}
-                for service, calls in service_rows]
+        f"SELECT node, call_sid FROM events{where}{' AND' if where else ' WHERE'} node GLOB ? "
+        "GROUP BY node, call_sid", [*args, prefix + "*"]).fetchall()
+    calls: dict[str, set[str]] = {}
+    for node, sid in rows:
+        found = tree.resolve(node)
+        if found is not None and "service" in found[1]:
+            calls.setdefault(found[1]["service"], set()).add(sid)
+    counted = sorted(((service, len(sids)) for service, sids in calls.items()),
+                     key=lambda item: (-item[1], item[0]))
+    return [{"service": service_name(catalog, service), "calls": n} for service, n in counted]
+
+
+def call_tables(catalog: Catalog, conn: sqlite3.Connection, filters: Filters) -> dict[str, Table]:
+    """The funnel's tables: by menu, and the most requested services."""
+    shares = [Column(f"{key}_share", t(f"col.{key}_share"), show_percent, True)
+              for key in ("went_on", "went_back", "ended")]
     return {
         "menus": Table("menus", t("table.menus"), [
             Column("menu", t("col.menu")), Column("node", t("col.node")),
             Column("reached", t("col.reached"), show_count, True),
-            Column("went_on", t("col.went_on"), show_count, True),
-            Column("went_on_share", t("col.went_on_share"), show_share, True),
+            *(Column(key, t(f"col.{key}"), show_count, True) for key in EXITS),
+            *shares,
             Column("repeated", t("col.repeated"), show_count, True),
-            Column("timed_out", t("col.timed_out"), show_count, True),
-            Column("ended", t("col.ended"), show_count, True),
-            Column("ended_share", t("col.ended_share"), show_share, True)], menus),
+            Column("silent", t("col.silent"), show_count, True)],
+            menu_rows(catalog, conn, filters), note=t("calls.columns_note")),
         "top-services": Table("top-services", t("table.top-services"), [
             Column("service", t("col.service")),
-            Column("calls", t("col.calls"), show_count, True)], services),
+            Column("calls", t("col.calls"), show_count, True)],
+            service_rows(catalog, conn, filters)),
     }
 
 
 def total_calls(conn: sqlite3.Connection, filters: Filters) -> int:
     where, args = _where(filters, "started_at", "sid")
-    return conn.execute(f"SELECT count(*) FROM calls{where}", args).fetchone()[0]
+    count: int = conn.execute(f"SELECT count(*) FROM calls{where}", args).fetchone()[0]
+    return count
 
+
+@dataclass
+class Month:
+    """A month of the chosen period (Cambodia's months): its calls, and whether the period
+    holds only part of it (the line started, or the period begins or ends, within it)."""
+
+    month: str  # 'YYYY-MM'
+    calls: int
+    partial: bool
+
+
+def months_of(conn: sqlite3.Connection, filters: Filters) -> list[Month]:
+    """Calls per month, every month from the first to the last (a month without calls is a
+    0), each marked partial when the period does not cover all of it."""
+    where, args = _where(filters, "started_at", "sid")
+    month = f"substr(datetime(started_at, '{SQL_CAMBODIA}'), 1, 7)"
+    counts = dict(conn.execute(f"SELECT {month}, count(*) FROM calls{where} GROUP BY 1",
+                               args).fetchall())
+    counts.pop(None, None)
+    if not counts:
+        return []
+    first_call = conn.execute(f"SELECT min(started_at) FROM calls{where}", args).fetchone()[0]
+    return [Month(m, counts.get(m, 0), partial)
+            for m, partial in period_months(min(counts), max(counts), filters,
+                                            local(first_call))]
+
+
+def calls_chart(months: list[Month]) -> Markup | None:
+    if not months:
+        return None
+    return charts.bar_chart([partial_label(m.month, m.partial) for m in months],
+                            [m.calls for m in months], title=t("chart.calls"),
+                            partial=[m.partial for m in months])
 
 
 @bp.get("/calls")
 def calls() -> str:
     catalog, conn, filters = context()
+    months = months_of(conn, filters)
     return render("admin/calls.html", tables=call_tables(catalog, conn, filters),
                   total=total_calls(conn, filters), filters=filters, page="calls",
-                  offices=office_choices(catalog, filters.scope))
+                  offices=office_choices(catalog, filters.scope), chart=calls_chart(months),
+                  partial=any(m.partial for m in months))
 
 
 def exports(catalog: Catalog, conn: sqlite3.Connection, filters: Filters,

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import math
+import functools
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import abort
@@ -24,64 +24,66 @@ from ivr.admin.web import (
     Table,
     bp,
     context,
+    local,
     month_label,
     name_of,
     render,
     show_count,
     show_mean,
-    show_share,
+    show_percent,
     t,
     today,
     user,
 )
 from ivr.catalog import Catalog
+from ivr.survey import Question
 
 SCALE_COLORS = ("#1f5fbf", "#d9480f", "#2b8a3e")
 PAYMENT_COLOR = "#b42318"
 KNOWN_QUESTIONS = ("quality", "timeliness", "unofficial-payment")
 KNOWN_GROUPS = ("all", "gender=woman", "gender=man")
+SKIPPED = "skipped"  # what the line stores for an optional question the caller skipped
+NOT_SAID = ""  # the group of a split question's callers who did not say ("gender=")
+
+
+def summed(catalog: Catalog) -> list[Question]:
+    """The questions whose answers are added up (their type has a number for an answer)."""
+    return [q for q in catalog.survey if q.kind.number_sql is not None]
+
+
+def splits_of(catalog: Catalog) -> list[Question]:
+    """The questions whose answers split the figures into groups (gender)."""
+    return [q for q in catalog.survey if q.kind.splits]
+
+
+def figure_key(column: str) -> str:
+    """A figure's short name in column keys and wording: 'yes share' -> 'share'."""
+    return column.split()[-1]
 
 
 @dataclass
 class Tally:
     """The figures of one group (an office, a service, a month; everyone or women or men),
-    with the same definitions and rounding as ivr.report.Score."""
+    with the same definitions and rounding as ivr.report.Score (the question types say
+    them: `QuestionType.summary`)."""
 
     responses: int = 0
-    count: dict[str, int] = field(default_factory=dict)  # answers (scale: numeric ones)
-    total: dict[str, int] = field(default_factory=dict)  # sum of values, or of "yes"
-    squares: dict[str, int] = field(default_factory=dict)  # sum of squared scale values
+    sums: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # question -> sums
 
     @classmethod
-    def from_sums(cls, catalog: Catalog, sums: list[int]) -> Tally:
-        """From the numbers in the order tally_cells reads them (see `sum_layout`)."""
+    def from_sums(cls, catalog: Catalog, sums: Sequence[int]) -> Tally:
+        """From the numbers in the order tally_cells reads them: the responses, then for
+        each summed question its count, total and total of squares."""
         tally = cls(responses=sums[0])
-        numbers = iter(sums[1:])
-        for question in catalog.survey:
-            if question.type == "scale":
-                tally.count[question.id] = next(numbers)
-                tally.total[question.id] = next(numbers)
-                tally.squares[question.id] = next(numbers)
-            elif question.type == "yes-no":
-                tally.count[question.id] = next(numbers)
-                tally.total[question.id] = next(numbers)
+        for i, question in enumerate(summed(catalog)):
+            count, total, squares = sums[1 + 3 * i:4 + 3 * i]
+            tally.sums[question.id] = (count, total, squares)
         return tally
 
-    def mean(self, question: str) -> float | None:
-        n = self.count.get(question, 0)
-        return round(self.total[question] / n, 2) if n else None
-
-    def spread(self, question: str) -> float | None:
-        """Population standard deviation, as statistics.pstdev."""
-        n = self.count.get(question, 0)
-        if not n:
-            return None
-        total, squares = self.total[question], self.squares[question]
-        return round(math.sqrt(Fraction(n * squares - total * total, n * n)), 2)
-
-    def share_yes(self, question: str) -> float | None:
-        n = self.count.get(question, 0)
-        return round(self.total[question] / n, 3) if n else None
+    def figure(self, question: Question, column: str) -> float | None:
+        """One of the question type's figures ('mean', 'sd', 'yes share')."""
+        count, total, squares = self.sums.get(question.id, (0, 0, 0))
+        return question.kind.summary(count, total, squares).get(column)
 
 
 @dataclass
@@ -96,41 +98,48 @@ class Cell:
     sums: tuple[int, ...]  # responses, then per question: count, total(, squares)
 
 
-DIGITS = "(value <> '' AND value NOT GLOB '*[^0-9]*')"
+
+def feedback_where(filters: Filters) -> tuple[list[str], list[str]]:
+    """The filters as conditions on `feedback f`, and their arguments."""
+    where, args = [], []
+    for clause, value in (("f.created_at >= ?", filters.since),
+                          ("f.created_at < ?", filters.until),
+                          ("f.service_id = ?", filters.service)):
+        if value:
+            where.append(clause)
+            args.append(value)
+    offices, office_args = filters.office_clause("f.office_id")
+    if offices:
+        where.append(offices)
+        args += office_args
+    return where, args
+
+
+def first_rating(conn: sqlite3.Connection, filters: Filters) -> datetime | None:
+    """When the first rating in the filters was given (in Cambodia)."""
+    where, args = feedback_where(filters)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return local(conn.execute(f"SELECT min(f.created_at) FROM feedback f{clause}",
+                              args).fetchone()[0])
 
 
 def tally_cells(conn: sqlite3.Connection, catalog: Catalog, filters: Filters) -> list[Cell]:
     """Every answer in the filters, summed per office, service, month and split (e.g. gender)
     by SQLite: first one row per feedback (its answers side by side, read in primary-key
     order), then sums per cell. 100,000 answers become a few thousand rows."""
-    pivot, sums, args = [], [], []
-    for i, question in enumerate(catalog.survey):  # the order Tally.from_sums reads
-        if question.type == "scale":
-            pivot.append(f"max(CASE WHEN question = ? AND {DIGITS} "
-                         f"THEN CAST(value AS INTEGER) END) AS q{i}")
-            sums += [f"count(p.q{i})", f"coalesce(sum(p.q{i}), 0)",
-                     f"coalesce(sum(p.q{i} * p.q{i}), 0)"]
-        elif question.type == "yes-no":
-            pivot.append(f"max(CASE WHEN question = ? THEN value = 'yes' END) AS q{i}")
-            sums += [f"count(p.q{i})", f"coalesce(sum(p.q{i}), 0)"]
-        else:
-            continue
+    pivot: list[str] = []
+    sums: list[str] = []
+    args: list[str] = []
+    for i, question in enumerate(summed(catalog)):  # the order Tally.from_sums reads
+        pivot.append(f"max(CASE WHEN question = ? THEN {question.kind.number_sql} END) AS q{i}")
+        sums += [f"count(p.q{i})", f"coalesce(sum(p.q{i}), 0)",
+                 f"coalesce(sum(p.q{i} * p.q{i}), 0)"]
         args.append(question.id)
-    splits = [q.id for q in catalog.survey if q.type == "choice"]
-    for i, question in enumerate(splits):
+    splits = [q.id for q in splits_of(catalog)]
+    for i, split in enumerate(splits):
         pivot.append(f"max(CASE WHEN question = ? THEN value END) AS c{i}")
-        args.append(question)
-    where, where_args = [], []
-    for clause, value in (("f.created_at >= ?", filters.since),
-                          ("f.created_at < ?", filters.until),
-                          ("f.service_id = ?", filters.service)):
-        if value:
-            where.append(clause)
-            where_args.append(value)
-    offices, office_args = filters.office_clause("f.office_id")
-    if offices:
-        where.append(offices)
-        where_args += office_args
+        args.append(split)
+    where, where_args = feedback_where(filters)
     # the month in Cambodia (UTC+7): a rating at 20:00 UTC on the 31st is next month's
     month = f"substr(datetime(f.created_at, '{SQL_CAMBODIA}'), 1, 7)"
     keys = ["f.office_id", "f.service_id", month,
@@ -143,8 +152,8 @@ def tally_cells(conn: sqlite3.Connection, catalog: Catalog, filters: Filters) ->
     cells = []
     for row in conn.execute(sql, [*args, *where_args]):
         split_values = row[3:3 + len(splits)]
-        groups = [ALL] + [f"{q}={v}" for q, v in zip(splits, split_values, strict=True)
-                          if v not in (None, "skipped")]
+        groups = [ALL] + [f"{q}={NOT_SAID if v in (None, SKIPPED) else v}"
+                          for q, v in zip(splits, split_values, strict=True)]
         cells.append(Cell(row[0], row[1], row[2], groups, row[3 + len(splits):]))
     return cells
 
@@ -168,10 +177,12 @@ def group_cells(catalog: Catalog, cells: list[Cell], key: Callable[[Cell], str],
 
 
 def _group_order(catalog: Catalog) -> list[str]:
+    """Everyone, then for each split question its options and those who did not say: the
+    groups under a split question add up to everyone."""
     order = [ALL]
-    for question in catalog.survey:
-        if question.type == "choice":
-            order += [f"{question.id}={option.id}" for option in question.options]
+    for question in splits_of(catalog):
+        order += [f"{question.id}={option.id}" for option in question.options]
+        order.append(f"{question.id}={NOT_SAID}")
     return order
 
 
@@ -179,6 +190,8 @@ def _group_label(catalog: Catalog, group: str) -> str:
     if group in KNOWN_GROUPS:
         return t(f"group.{group}")
     question_id, _, option_id = group.partition("=")
+    if option_id == NOT_SAID:
+        return t("group.not_said")
     question = catalog.question(question_id)
     option = next((o for o in question.options if o.id == option_id), None) if question else None
     return name_of(option.label if option else None, group)
@@ -188,17 +201,22 @@ def _question_label(question_id: str) -> str:
     return t(f"question.{question_id}") if question_id in KNOWN_QUESTIONS else question_id
 
 
+def _figure_value(column: str, value: float | None) -> float | None:
+    """A figure as the page and the CSV hold it: a share as a percentage (33.3, not 0.333)."""
+    if value is not None and figure_key(column) == "share":
+        return round(value * 100, 1)
+    return value
+
+
 def score_columns(catalog: Catalog, first: Column) -> list[Column]:
     columns = [first, Column("group", t("col.group")),
                Column("responses", t("col.responses"), show_count, True)]
     for question in catalog.survey:
         label = _question_label(question.id)
-        if question.type == "scale":
-            columns += [Column(f"{question.id}_mean", t("col.mean", q=label), show_mean, True),
-                        Column(f"{question.id}_sd", t("col.sd", q=label), show_mean, True)]
-        elif question.type == "yes-no":
-            columns.append(Column(f"{question.id}_share", t("col.share", q=label), show_share,
-                                  True))
+        for column, _ in question.kind.figures():
+            key = figure_key(column)
+            columns.append(Column(f"{question.id}_{key}", t(f"col.{key}", q=label),
+                                  show_percent if key == "share" else show_mean, True))
     return columns
 
 
@@ -215,11 +233,9 @@ def score_rows(catalog: Catalog, groups: Mapping[str, Mapping[str, Tally]],
                                    "responses": tally.responses, "_group": group,
                                    "_few": tally.responses < FEW}
             for question in catalog.survey:
-                if question.type == "scale":
-                    row[f"{question.id}_mean"] = tally.mean(question.id)
-                    row[f"{question.id}_sd"] = tally.spread(question.id)
-                elif question.type == "yes-no":
-                    row[f"{question.id}_share"] = tally.share_yes(question.id)
+                for column, _ in question.kind.figures():
+                    row[f"{question.id}_{figure_key(column)}"] = _figure_value(
+                        column, tally.figure(question, column))
             rows.append(row)
     return rows
 
@@ -243,14 +259,34 @@ def service_name(catalog: Catalog, service_id: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-def months_between(first: str, last: str) -> list[str]:
-    """Every 'YYYY-MM' from first to last, so a month without answers shows as a gap."""
-    year, month = int(first[:4]), int(first[5:7])
-    months = []
-    while f"{year:04d}-{month:02d}" <= last and len(months) < 240:
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+def period_months(first: str, last: str, filters: Filters, first_record: datetime | None
+                  ) -> list[tuple[str, bool]]:
+    """Every 'YYYY-MM' from first to last (a month without answers shows as a gap), each
+    with whether the period holds only part of it: the period starts after the month's
+    first day (the chosen start, else the day of the first record: the line started within
+    it), or ends before the month is over (the chosen end, else today, which is not over)."""
+    starts = filters.start or (first_record.date() if first_record else None)
+    ends = filters.end if filters.end and filters.end < today() else None
+    months: list[tuple[str, bool]] = []
+    year, number = int(first[:4]), int(first[5:7])
+    while f"{year:04d}-{number:02d}" <= last and len(months) < 240:
+        following = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
+        last_day = following - timedelta(days=1)
+        partial = bool(starts and starts > date(year, number, 1)) or (
+            ends < last_day if ends is not None else today() <= last_day)
+        months.append((f"{year:04d}-{number:02d}", partial))
+        year, number = following.year, following.month
     return months
+
+
+def partial_label(month: str, partial: bool) -> str:
+    """A month under a chart's axis ('Jun\n2026'), with a * when only part of it is in the
+    period ('Jun*\n2026')."""
+    label = month_label(month)
+    if not partial:
+        return label
+    name, _, year = label.partition("\n")
+    return f"{name}*\n{year}" if year else f"{label}*"
 
 
 @dataclass
@@ -258,6 +294,7 @@ class Scorecard:
     tables: dict[str, Table]
     charts: list[Markup]
     silent_offices: list[str]
+    partial: bool = False  # a month of the charts is only partly in the period
 
 
 def scorecard_tables(catalog: Catalog, conn: sqlite3.Connection, filters: Filters,
@@ -269,53 +306,64 @@ def scorecard_tables(catalog: Catalog, conn: sqlite3.Connection, filters: Filter
     office_ids = [o.id for o in catalog.offices]
     shown = filters.offices
     service_ids = [s.id for s in catalog.services()]
-    per = (("offices", "col.office", lambda c: c.office, office_ids, office_name),
-           ("services", "col.service", lambda c: c.service, service_ids, service_name))
-    for name, column, key, known, label in per:
+    per: list[tuple[str, Callable[[Cell], str], list[str], Callable[[Catalog, str], str]]] = [
+        ("office", lambda c: c.office, office_ids, office_name),
+        ("service", lambda c: c.service, service_ids, service_name)]
+    for kind, key, known, label in per:
+        name = f"{kind}s"
         if name in pages:
             grouped = group_cells(catalog, cells, key)
             tables[name] = Table(
-                name, t(f"table.{name}"), score_columns(catalog, Column("name", t(column))),
+                name, t(f"table.{name}"), score_columns(catalog, Column("name", t(f"col.{kind}"))),
                 score_rows(catalog, grouped, _ordered(iter(grouped), known),
-                           lambda k, label=label: label(catalog, k)))
+                           functools.partial(label, catalog)))
     by_month = group_cells(catalog, cells, lambda c: c.month)
-    months = months_between(min(by_month), max(by_month)) if by_month else []
+    months = period_months(min(by_month), max(by_month), filters,
+                           first_rating(conn, filters)) if by_month else []
     tables["months"] = Table(
         "months", t("table.months"),
         score_columns(catalog, Column("name", t("col.month"),
                                       lambda k: month_label(k).replace("\n", " "))),
-        score_rows(catalog, by_month, months, lambda k: k))
+        score_rows(catalog, by_month, [m for m, _ in months], lambda k: k))
     answered = {c.office for c in cells}
     silent = [office_name(catalog, o.id) for o in catalog.offices
               if o.id not in answered and not filters.office
               and (shown is None or o.id in shown)]
-    return Scorecard(tables, trend_charts(catalog, by_month, months), silent)
+    return Scorecard(tables, trend_charts(catalog, by_month, months), silent,
+                     any(partial for _, partial in months))
 
 
 def trend_charts(catalog: Catalog, by_month: Mapping[str, Mapping[str, Tally]],
-                 months: list[str]) -> list[Markup]:
-    """Month by month: satisfaction (each scale question), unofficial payments, responses."""
+                 months: list[tuple[str, bool]]) -> list[Markup]:
+    """Month by month: the mean of each question that has one (satisfaction), each share of
+    yes (unofficial payments), responses; a month only partly in the period is marked."""
     if not months:
         return []
-    labels = [month_label(m) for m in months]
-    everyone = [by_month.get(m, {}).get(ALL) for m in months]
-    scale = [q.id for q in catalog.survey if q.type == "scale"]
-    yes_no = [q.id for q in catalog.survey if q.type == "yes-no"]
+    labels = [partial_label(m, partial) for m, partial in months]
+    marked = [p for _, p in months]
+    everyone = [by_month.get(m, {}).get(ALL) for m, _ in months]
+
+    def figure(question: Question, column: str) -> list[float | None]:
+        return [_figure_value(column, x.figure(question, column)) if x else None
+                for x in everyone]
+
+    means = [q for q in catalog.survey if "mean" in dict(q.kind.figures())]
+    shares = [q for q in catalog.survey if "yes share" in dict(q.kind.figures())]
     drawn = [charts.line_chart(
-        labels, [charts.Series(_question_label(q), [x.mean(q) if x else None for x in everyone],
+        labels, [charts.Series(_question_label(q.id), figure(q, "mean"),
                                SCALE_COLORS[i % len(SCALE_COLORS)])
-                 for i, q in enumerate(scale)],
-        low=1, high=5, ticks=[1, 2, 3, 4, 5], title=t("chart.satisfaction"))]
-    for question in yes_no:
-        shares = [x.share_yes(question) if x else None for x in everyone]
-        values = [round(v * 100, 1) if v is not None else None for v in shares]
+                 for i, q in enumerate(means)],
+        low=1, high=5, ticks=[1, 2, 3, 4, 5], title=t("chart.satisfaction"),
+        partial=marked)] if means else []
+    for question in shares:
+        values = figure(question, "yes share")
         high = 50.0 if max((v for v in values if v is not None), default=0) <= 50 else 100.0
         drawn.append(charts.line_chart(
-            labels, [charts.Series(_question_label(question), values, PAYMENT_COLOR)],
+            labels, [charts.Series(_question_label(question.id), values, PAYMENT_COLOR)],
             low=0, high=high, ticks=[high * i / 5 for i in range(6)],
-            title=t("chart.payment"), fmt=lambda v: f"{v:.0f}%"))
+            title=t("chart.payment"), fmt=lambda v: f"{v:.0f}%", partial=marked))
     drawn.append(charts.bar_chart(labels, [x.responses if x else 0 for x in everyone],
-                                  title=t("chart.responses")))
+                                  title=t("chart.responses"), partial=marked))
     return drawn
 
 

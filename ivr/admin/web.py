@@ -17,10 +17,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from babel.support import Translations
+from babel.support import NullTranslations, Translations
 from flask import (
     Blueprint,
     Flask,
@@ -37,6 +38,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel, gettext
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as Reply  # what redirect() makes
 
 from ivr.admin import accounts
 from ivr.admin.access import PUBLIC, may
@@ -118,7 +120,7 @@ def lang() -> str:
     return chosen if chosen in LANGS else LANGS[0]
 
 
-_english: list[Translations] = []
+_english: list[NullTranslations] = []
 
 
 def english(key: str, **values: Any) -> str:
@@ -252,7 +254,7 @@ def admin_on() -> bool:
 
 
 @bp.before_request
-def guard() -> Response | None:
+def guard() -> Reply | None:
     """404 while no account exists; else sign-in first, the role's right to the page, and a
     CSRF token on every POST."""
     if not admin_on():
@@ -299,21 +301,31 @@ def error_page(error: HTTPException) -> tuple[str, int, dict[str, str]]:
     return render_template("admin/error.html", code=code, reason=reason), code, extra
 
 
-def deny(code: int, key: str, **values: Any) -> None:
+def deny(code: int, key: str, **values: Any) -> NoReturn:
     abort(code, description=t(key, **values))
 
 
 @bp.context_processor
 def _template_helpers() -> dict[str, Any]:
     other = LANGS[1] if lang() == LANGS[0] else LANGS[0]
-    switch = None
-    if request.endpoint and request.method == "GET":
-        switch = url_for(request.endpoint, **{**request.args.to_dict(),
-                                               **(request.view_args or {}), "lang": other})
+    switch = this_page(lang=other) if request.endpoint and request.method == "GET" else None
     found = current_user() if request.endpoint not in (None, "admin.login") else None
+
+    def allowed(endpoint: str) -> bool:
+        return found is not None and may(found.role, endpoint)
+
     return {"t": t, "lang": lang(), "other_lang": other, "other_lang_name": t(f"lang.{other}"),
-            "switch_url": switch, "csrf_token": csrf_token, "user": found,
-            "may": (lambda endpoint: bool(found) and may(found.role, endpoint))}
+            "switch_url": switch, "csrf_token": csrf_token, "user": found, "may": allowed}
+
+
+def this_page(**changes: str) -> str:
+    """This page's URL with some query arguments changed. The query is written as it came
+    (not passed to url_for, where `endpoint=x` or a route's own part in the query would
+    clash with url_for's arguments: a 500)."""
+    path = url_for(request.endpoint or "admin.index", **(request.view_args or {}))
+    query = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
+    query += [(k, v) for k, v in changes.items()]
+    return f"{path}?{urlencode(query)}" if query else path
 
 
 # --- filters --------------------------------------------------------------------------------
@@ -404,8 +416,9 @@ def show_mean(value: Any) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def show_share(value: Any) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
+def show_percent(value: Any) -> str:
+    """A percentage as the rows hold it (7.6 for 7.6 %): the CSV has the same number."""
+    return "–" if value is None else f"{value:.1f}%"
 
 
 def show_count(value: Any) -> str:
@@ -493,8 +506,7 @@ def paginate(table: Table, page: int, size: int) -> None:
     check_page(page, table.total or 0, size)
 
     def link(number: int) -> str:
-        return url_for(request.endpoint or "admin.index", **{
-            **request.args.to_dict(), **(request.view_args or {}), "page": str(number)})
+        return this_page(page=str(number))
 
     table.pages = {"page": page, "last": last, "first_row": (page - 1) * size + 1,
                    "last_row": (page - 1) * size + len(table.rows),
