@@ -207,9 +207,11 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
-def log_in(client: Any, password: str = PASSWORD, **kwargs: Any) -> Any:
+def log_in(client: Any, password: str = PASSWORD, username: str = "admin", **kwargs: Any) -> Any:
+    """Sign in through the form (the first administrator, made from IVR_ADMIN_PASSWORD)."""
     token = csrf_of(client.get("/admin/login", **kwargs).get_data(as_text=True))
-    return client.post("/admin/login", data={"csrf": token, "password": password}, **kwargs)
+    return client.post("/admin/login", data={"csrf": token, "username": username,
+                                             "password": password}, **kwargs)
 
 
 # --- from the catalogue work: one office's Ombudsman on duty, the TwiML schemas -----

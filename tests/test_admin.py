@@ -22,12 +22,11 @@ from ivr.admin.accounts import ACCOUNT as PER_ACCOUNT
 from ivr.charts import Series, line_chart
 from ivr.report import scorecard
 from tests.caller import Caller
-from tests.support import ROOT, TOKEN, Twilio
+from tests.support import PASSWORD, ROOT, TOKEN, Twilio, csrf_of, log_in
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from seed_demo import seed  # noqa: E402
 
-PASSWORD = "correct horse battery staple"
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 RECORDING_URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE" + "a" * 32
 
@@ -35,17 +34,6 @@ RECORDING_URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE" +
 @pytest.fixture
 def admin_app(settings):
     return create_app(settings, admin_password=PASSWORD, twilio_account_sid=ACCOUNT)
-
-
-def csrf_of(page: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-
-
-def log_in(client, password: str = PASSWORD, username: str = "admin", **kwargs):
-    """Sign in through the form (the first administrator, made from IVR_ADMIN_PASSWORD)."""
-    token = csrf_of(client.get("/admin/login", **kwargs).get_data(as_text=True))
-    return client.post("/admin/login", data={"csrf": token, "username": username,
-                                             "password": password}, **kwargs)
 
 
 @pytest.fixture

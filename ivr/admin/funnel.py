@@ -73,14 +73,16 @@ def menu_rows(catalog: Catalog, conn: sqlite3.Connection, filters: Filters
               ) -> list[dict[str, Any]]:
     """One row per menu, in call-flow order (tree.order), with how the calls left it."""
     where, args = _where(filters, "at", "call_sid")
-    # SQLite: with max(id), the bare column `event` is the one of the call's last step there
+    # SQLite: beside the query's only max(), the bare column `event` is the one of the row
+    # with the largest id, the call's last step at the menu (a second min() or max() in the
+    # same SELECT would make it any row's: the flags are sums)
     sql = (
         "SELECT node, count(*), "
         f"sum(last IN ({_marks(BACK)})), sum(last IN ({_marks(LINE_ENDED)})), "
-        f"sum(last IN ({_marks(STAYED)})), sum(repeated), sum(silent) FROM ("
+        f"sum(last IN ({_marks(STAYED)})), sum(repeated > 0), sum(silent > 0) FROM ("
         "SELECT node, event AS last, max(id), "
-        f"max(event IN ({_marks(REPEATED)})) AS repeated, "
-        f"max(event IN ({_marks(SILENT_ONCE)})) AS silent "
+        f"sum(event IN ({_marks(REPEATED)})) AS repeated, "
+        f"sum(event IN ({_marks(SILENT_ONCE)})) AS silent "
         f"FROM events{where} GROUP BY call_sid, node) GROUP BY node")
     found = conn.execute(sql, [*BACK, *LINE_ENDED, *STAYED, *REPEATED, *SILENT_ONCE, *args])
     rows = []
