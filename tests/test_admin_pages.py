@@ -84,7 +84,8 @@ def test_days_and_months_are_cambodias(admin_app, admin, case_of):
     store.db.execute("UPDATE feedback SET created_at = '2026-02-28T17:30:00+00:00'")
     reference = case_of(when="2026-02-28T17:30:00+00:00")
     card = admin.get("/admin/scorecard?lang=en").get_data(as_text=True)
-    assert [row[0] for row in page_tables(card)["months"][1:]] == ["2026-03"]
+    months = page_tables(card)["months"][1:]
+    assert [row[:2] for row in months] == [["2026-03", "Everyone"], ["2026-03", "Did not say"]]
     listed = page_tables(admin.get("/admin/cases?lang=en").get_data(as_text=True))["cases"]
     assert listed[0][1] == "Received (Cambodia time)"
     assert listed[1][:2] == [reference, "2026-03-01 00:30"]
