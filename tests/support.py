@@ -4,6 +4,7 @@ and the admin login. Fixtures are in conftest.py."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import socket
@@ -11,6 +12,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import requests
+from lxml import html
 from twilio.request_validator import RequestValidator
 
 from ivr.simulate import sign
@@ -205,6 +208,49 @@ def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found is not None, "no CSRF token in the page"
     return found.group(1)
+
+
+ACCOUNT = "AC" + "0123456789abcdef" * 2  # a made-up Twilio account of the admin tests
+RECORDING_URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE" + "a" * 32
+
+
+def page_tables(page: str) -> dict[str, list[list[str]]]:
+    """Each data table of an admin page: header labels, then each row's raw values."""
+    tree = html.fromstring(page)
+    tables = {}
+    for table in tree.xpath("//table[@data-table]"):
+        rows = [[th.text_content().strip() for th in table.xpath(".//thead//th")]]
+        rows += [[td.get("data-value") for td in tr.xpath("./td")]
+                 for tr in table.xpath(".//tbody/tr")]
+        tables[table.get("data-table")] = rows
+    return tables
+
+
+def rate(store: Any, sid: str, office: str, service: str, **answers: str) -> None:
+    """A rating's answers saved as the line saves them (unofficial_payment= for the
+    question unofficial-payment)."""
+    for question, value in answers.items():
+        store.save_answer(sid, "+85510000000", office, service, "km",
+                          question.replace("_", "-"), value)
+
+
+class FakeProvider:
+    """Stands in for the network below requests: records what would have been sent."""
+
+    def __init__(self, status: int = 200, body: bytes = b"ID3-fake-mp3-bytes"):
+        self.status, self.body = status, body
+        self.sent: list[Any] = []
+
+    def send(self, adapter: Any, request: Any, **kwargs: Any) -> requests.Response:
+        self.sent.append(request)
+        response = requests.Response()
+        response.status_code = self.status
+        response.headers["Content-Type"] = "audio/mpeg"
+        response.headers["Content-Length"] = str(len(self.body))
+        response.raw = io.BytesIO(self.body)
+        response.url = request.url
+        response.request = request
+        return response
 
 
 def log_in(client: Any, password: str = PASSWORD, username: str = "admin", **kwargs: Any) -> Any:

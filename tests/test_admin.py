@@ -22,13 +22,22 @@ from ivr.admin.accounts import ACCOUNT as PER_ACCOUNT
 from ivr.charts import Series, line_chart
 from ivr.report import scorecard
 from tests.caller import Caller
-from tests.support import PASSWORD, ROOT, TOKEN, Twilio, csrf_of, log_in
+from tests.support import (
+    ACCOUNT,
+    PASSWORD,
+    RECORDING_URL,
+    ROOT,
+    TOKEN,
+    FakeProvider,
+    Twilio,
+    csrf_of,
+    log_in,
+    page_tables,
+    rate,
+)
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from seed_demo import seed  # noqa: E402
-
-ACCOUNT = "AC" + "0123456789abcdef" * 2
-RECORDING_URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE" + "a" * 32
 
 
 @pytest.fixture
@@ -63,18 +72,6 @@ def methods_of(rule) -> list[str]:
     return sorted(rule.methods - {"HEAD", "OPTIONS"})
 
 
-def page_tables(page: str) -> dict[str, list[list[str]]]:
-    """Each data table of a page: header labels, then each row's raw values."""
-    tree = html.fromstring(page)
-    tables = {}
-    for table in tree.xpath("//table[@data-table]"):
-        rows = [[th.text_content().strip() for th in table.xpath(".//thead//th")]]
-        rows += [[td.get("data-value") for td in tr.xpath("./td")]
-                 for tr in table.xpath(".//tbody/tr")]
-        tables[table.get("data-table")] = rows
-    return tables
-
-
 def cell(page: str, table: str, name: str, group: str, column: str) -> tuple[str, str]:
     """(raw value, shown text) of one scorecard cell, found by row name and group."""
     tree = html.fromstring(page)
@@ -86,12 +83,6 @@ def cell(page: str, table: str, name: str, group: str, column: str) -> tuple[str
             td = values[column]
             return td.get("data-value"), td.text_content().strip().rstrip("*")
     raise AssertionError(f"no row {name}/{group} in {table}")
-
-
-def rate(store, sid: str, office: str, service: str, **answers: str) -> None:
-    for question, value in answers.items():
-        store.save_answer(sid, "+85510000000", office, service, "km",
-                          question.replace("_", "-"), value)
 
 
 # --- authentication, CSRF, rate limit, cookies ---------------------------------------------
@@ -389,24 +380,6 @@ def test_a_case_can_be_marked_reviewed_then_closed_with_a_note(admin_app, admin,
     bad = admin.post(url + "/status", data={"csrf": csrf_of(page), "status": "deleted"})
     assert bad.status_code == 400
     assert admin.get("/admin/cases/999999").status_code == 404
-
-
-class FakeProvider:
-    """Stands in for the network below requests: records what would have been sent."""
-
-    def __init__(self, status: int = 200, body: bytes = b"ID3-fake-mp3-bytes"):
-        self.status, self.body, self.sent = status, body, []
-
-    def send(self, adapter, request, **kwargs):
-        self.sent.append(request)
-        response = requests.Response()
-        response.status_code = self.status
-        response.headers["Content-Type"] = "audio/mpeg"
-        response.headers["Content-Length"] = str(len(self.body))
-        response.raw = io.BytesIO(self.body)
-        response.url = request.url
-        response.request = request
-        return response
 
 
 def test_the_recording_is_fetched_with_basic_auth_and_streamed(admin_app, admin,

@@ -12,8 +12,7 @@ from click.testing import CliRunner
 from ivr import create_app
 from ivr.admin import accounts
 from ivr.cli import main as cli
-from tests.support import ROOT
-from tests.test_admin import PASSWORD, RECORDING_URL, csrf_of, log_in
+from tests.support import PASSWORD, RECORDING_URL, ROOT, csrf_of, log_in
 
 SECRET = "ombudsman password 1"
 

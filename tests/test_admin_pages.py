@@ -18,8 +18,7 @@ from ivr.admin.access import ROLES
 from ivr.admin.scorecards import KNOWN_GROUPS, KNOWN_QUESTIONS
 from ivr.admin.web import CASE_KINDS, LANGS, csv_cell
 from ivr.store import CASE_STATUSES
-from tests.support import ROOT
-from tests.test_admin import ACCOUNT, PASSWORD, log_in, page_tables, rate
+from tests.support import ACCOUNT, PASSWORD, ROOT, log_in, page_tables, rate
 
 TRANSLATIONS = ROOT / "ivr" / "translations"
 

@@ -18,9 +18,7 @@ from lxml import html
 
 from ivr import create_app
 from ivr.admin import accounts
-from tests.support import ROOT
-from tests.test_admin import FakeProvider, csrf_of, log_in, page_tables
-from tests.test_provider import PASSWORD
+from tests.support import PASSWORD, ROOT, FakeProvider, csrf_of, log_in, page_tables
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from seed_demo import NOTES, seed  # noqa: E402

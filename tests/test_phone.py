@@ -72,7 +72,7 @@ def test_phone_is_not_found_outside_development(app) -> None:
 
 
 def test_an_administrator_may_use_it_outside_development(settings) -> None:
-    from tests.test_admin import log_in
+    from tests.support import log_in
 
     app = create_app(settings, admin_password="a long admin password")
     client = app.test_client()

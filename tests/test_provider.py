@@ -22,8 +22,7 @@ from ivr import create_app
 from ivr.admin import trusted_recording_url
 from ivr.cli import main as cli
 from ivr.config import Settings
-from tests.support import ROOT, TOKEN
-from tests.test_admin import PASSWORD, log_in
+from tests.support import PASSWORD, ROOT, TOKEN, log_in
 
 TWILIO_ACCOUNT = "AC" + "0123456789abcdef" * 2
 SOMLENG_ACCOUNT = "4f1c7a52-9b0e-4d4e-8a51-3c2f0e6d7b19"  # Somleng account ids are UUIDs

@@ -16,8 +16,7 @@ from click.testing import CliRunner
 
 from ivr import create_app
 from ivr.cli import main as cli
-from tests.support import ROOT, TOKEN
-from tests.test_admin import PASSWORD, log_in
+from tests.support import PASSWORD, ROOT, TOKEN, log_in
 
 TWILIO = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE"
 SOMLENG = "https://api.somleng.org/2010-04-01/Accounts/4f1c/Calls/0b6e/Recordings/"

@@ -119,15 +119,19 @@ def test_the_admin_package_is_read_too():
 
 
 def test_tests_import_helpers_from_support_not_from_conftest():
-    """Fixtures live in conftest.py; what a test imports lives in tests/support.py."""
+    """Fixtures live in conftest.py; what a test imports lives in tests/support.py (or
+    another helper module), never in conftest.py or in another test's module."""
+
+    def forbidden(name: str) -> bool:
+        name = name.removeprefix("tests.")
+        return name == "conftest" or name.startswith("test_")
+
     found = []
     for path in sorted((ROOT / "tests").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module in ("conftest", "tests.conftest"):
-                found.append(f"{path.name}:{node.lineno}")
-            if isinstance(node, ast.Import) and {"conftest", "tests.conftest"} & {
-                    a.name for a in node.names}:
-                found.append(f"{path.name}:{node.lineno}")
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{path.name}:{node.lineno}: {name}" for name in names if forbidden(name)]
     assert not found, found
 
 
