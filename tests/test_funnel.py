@@ -142,6 +142,9 @@ def test_the_menus_follow_the_call_flow(demo):
     labels = {row["node"]: row["menu"] for row in table_rows(
         client.get("/admin/calls?lang=en").get_data(as_text=True), "menus")}
     assert labels["rate/q/2"] == tree.label(catalog, "rate/q/2", "en") == "Rating: question 2"
+    category = catalog.categories[0]
+    name = category.name["en"]  # written for speech: capitalised in the table
+    assert labels[f"category/{category.id}"] == name[:1].upper() + name[1:]
     khmer = {row["node"]: row["menu"] for row in table_rows(
         client.get("/admin/calls?lang=km").get_data(as_text=True), "menus")}
     assert khmer["main"] == tree.MAIN.label["km"]

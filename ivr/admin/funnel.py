@@ -88,8 +88,9 @@ def menu_rows(catalog: Catalog, conn: sqlite3.Connection, filters: Filters
     rows = []
     for node, reached, back, ended, stayed, repeated, silent in found.fetchall():
         went_on = reached - back - ended - stayed
+        label = tree.label(catalog, node, lang())  # a category's name is written for speech
         rows.append({
-            "menu": tree.label(catalog, node, lang()), "node": node, "reached": reached,
+            "menu": label[:1].upper() + label[1:], "node": node, "reached": reached,
             "went_on": went_on, "went_back": back, "line_ended": ended, "hung_up": stayed,
             "went_on_share": percent(went_on, reached), "went_back_share": percent(back, reached),
             "ended_share": percent(ended + stayed, reached),
