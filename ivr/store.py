@@ -7,8 +7,9 @@ carrier wrote the number, and the number cannot be recovered without the key.
 
 Start-up never needs the write lock when the schema is current: it only reads the schema
 version, so a worker (re)starting while another process holds the database boots at once. A
-schema to create or upgrade waits its turn and retries for as long as the database is locked,
-telling gunicorn it is alive (`set_startup_heartbeat`), so its master never gives up.
+schema to create or upgrade waits its turn and retries for as long as the database is locked
+(a worker that raised instead would make gunicorn's master exit). gunicorn does not time out
+a worker that has not booted yet, so a long wait is not taken for a hung worker.
 
 While the database cannot be written (locked, read-only, a disk fault) a caller's request
 waits at most FAST_WAIT_MS for it; then its answer, recording or call end goes to the spool and
@@ -60,15 +61,6 @@ COUNTRY_CODE = "855"  # Cambodia: national numbers (0...) are read as +855
 FILE_MODE = 0o600  # database, WAL, spool and lock files: the line's user only
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-_startup_heartbeat: Callable[[], None] | None = None
-
-
-def set_startup_heartbeat(beat: Callable[[], None] | None) -> None:
-    """What a long schema wait calls now and then to show it is alive (gunicorn_conf sets the
-    worker's notify here, so the master does not take a waiting worker for a hung one)."""
-    global _startup_heartbeat
-    _startup_heartbeat = beat
 
 
 def new_reference() -> str:
@@ -346,7 +338,7 @@ class Store:
     def ensure_schema(self) -> None:
         """Create or upgrade the schema if it is not current. gunicorn starts its workers
         together, so on a new file they take turns (an flock); a write lock held by another
-        process is waited out, however long, with a heartbeat for gunicorn's master."""
+        process is waited out, however long."""
         private_file(self.path)
         if self.schema_is_current():
             return
@@ -386,8 +378,6 @@ class Store:
             if waited - told >= 10 or tries == 1:
                 told = waited
                 log.warning("start-up waits: %s (%.0f s so far); retrying", what, waited)
-            if _startup_heartbeat is not None:
-                _startup_heartbeat()
             time.sleep(min(0.5, 0.02 * tries))
 
     def _migrate_once(self) -> None:
