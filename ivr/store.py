@@ -263,6 +263,7 @@ class Store:
         self._replayer: threading.Thread | None = None
         self._replayer_pid = 0
         self._next_spool_check = 0.0
+        self._closing = threading.Event()
         if not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         for suffix in ("-wal", "-shm"):  # SQLite gives them the database file's mode
@@ -505,6 +506,8 @@ class Store:
 
     def _start_replayer(self) -> None:
         """One background thread per process writes the spool once the database is back."""
+        if self._closing.is_set():
+            return
         with self._state_lock:
             pid = os.getpid()
             if (self._replayer is not None and self._replayer_pid == pid
@@ -528,7 +531,7 @@ class Store:
         caller waits for the lock again), then write the spool."""
         probe_ms = int(min(BLOCKED_SECONDS * 500, self.busy_timeout_ms))
         try:
-            while self.blocked() or self.spool_files():
+            while not self._closing.is_set() and (self.blocked() or self.spool_files()):
                 try:
                     # a write, undone: returns as soon as the lock is free and the file
                     # writable again
@@ -541,11 +544,11 @@ class Store:
                 except sqlite3.Error as exc:
                     if self._blocked_since is not None:
                         self._block(exc)  # still unavailable: callers keep not waiting
-                    time.sleep(0.05)
+                    self._closing.wait(0.05)
                     continue
                 self._unblock()
                 self.replay_spool()
-                time.sleep(SPOOL_PAUSE)
+                self._closing.wait(SPOOL_PAUSE)
         except Exception:
             log.exception("the spool replay stopped; it starts again with the next write")
 
@@ -568,27 +571,15 @@ class Store:
     def _replay_locked(self) -> int:
         prefix = self.path.name + ".spool-claimed."
         # claims left by a replayer that died (we hold the lock: nobody else is replaying)
-        claimed = [p for p in self.spool_files() if p.name.startswith(prefix)]
+        claimed = [(p, None) for p in self.spool_files() if p.name.startswith(prefix)]
         for path in self.spool_files():
-            if path.name.startswith(prefix):
-                continue
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # an append in progress ends first
-                target = path.with_name(f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl")
-                try:
-                    os.rename(path, target)
-                except FileNotFoundError:
-                    continue
-                claimed.append(target)
-            finally:
-                os.close(fd)
+            if not path.name.startswith(prefix):
+                claim = self._claim(path, prefix)
+                if claim is not None:
+                    claimed.append(claim)
         written = 0
-        for path in sorted(claimed, key=_mtime):
-            done, count = self._replay_file(path)
+        for path, data in sorted(claimed, key=lambda claim: _mtime(claim[0])):
+            done, count = self._replay_file(path, data)
             written += count
             if not done:
                 break  # the database is unavailable again: the rest waits for the next replay
@@ -596,12 +587,35 @@ class Store:
             log.info("wrote %d spooled records to the database", written)
         return written
 
-    def _replay_file(self, path: Path) -> tuple[bool, int]:
-        """Write one claimed file's records; (all done, records written now)."""
+    def _claim(self, path: Path, prefix: str) -> tuple[Path, bytes] | None:
+        """Rename a spool file out of its writers' way and read it, holding its flock: an
+        append in progress ends first, and one that opened the file before the rename finds
+        another file at its path afterwards and starts again there."""
         try:
-            data = path.read_bytes()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return True, 0
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            target = path.with_name(f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl")
+            try:
+                os.rename(path, target)
+            except FileNotFoundError:
+                return None
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return target, b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def _replay_file(self, path: Path, data: bytes | None = None) -> tuple[bool, int]:
+        """Write one claimed file's records; (all done, records written now)."""
+        if data is None:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                return True, 0
         records: list[tuple[str, dict]] = []
         unreadable: list[bytes] = []
         for raw in data.split(b"\n"):
@@ -671,6 +685,13 @@ class Store:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def close(self) -> None:
+        """Stop the background replay (what is still spooled stays for the next replayer)."""
+        self._closing.set()
+        replayer = self._replayer
+        if replayer is not None and self._replayer_pid == os.getpid():
+            replayer.join(timeout=10)
 
     def wait_for_spool(self, timeout: float = 30.0) -> bool:
         """Until the spool is empty (True) or `timeout` seconds have passed (False)."""

@@ -140,3 +140,26 @@ def test_workers_starting_together_on_a_new_database_all_start(tmp_path):
 
 def _open_store(path) -> None:
     Store(path, b"k")
+
+
+def test_a_spool_left_by_the_previous_version_is_written_after_an_upgrade(settings):
+    """The spool file of the version before (one shared file, records without an id) is
+    picked up by the new line at start-up and written once."""
+    import json
+
+    from ivr.store import caller_hash
+
+    settings.database.parent.mkdir(parents=True, exist_ok=True)
+    old = settings.database.with_name(settings.database.name + ".spool.jsonl")
+    record = {"_type": "answer", "sid": "CA" + "5" * 32,
+              "caller_hash": caller_hash(settings.caller_key, "+85512345678"),
+              "office": "ou-chrov", "service": "barber-2-4-chairs", "lang": "en",
+              "question": "quality", "value": "3", "stamp": "2026-12-01T10:00:00+00:00"}
+    old.write_text(json.dumps(record) + "\n")
+    line = create_app(settings).extensions["ivr"]
+    assert line.store.wait_for_spool()
+    assert not old.exists()
+    with sqlite3.connect(settings.database) as conn:
+        assert conn.execute("SELECT f.call_sid, a.question, a.value FROM answers a JOIN "
+                            "feedback f ON f.id = a.feedback_id").fetchall() == [
+            ("CA" + "5" * 32, "quality", "3")]
