@@ -1,4 +1,4 @@
-"""The `ivr` command: serve, check, render, call, report."""
+"""The `ivr` command: serve, check, render, call, report, backup."""
 
 from __future__ import annotations
 
@@ -126,6 +126,24 @@ def report(since: str | None, until: str | None, office: str | None, by: str, as
         click.echo(reports.to_json(items))
     else:
         click.echo(reports.format_table(items))
+
+
+@main.command()
+@click.option("--to", "folder", required=True, type=click.Path(file_okay=False),
+              help="The folder of the copies (deploy/systemd/owso-ivr-backup.service).")
+@click.option("--keep-days", default=30, show_default=True,
+              help="Copies older than this many days are removed.")
+def backup(folder: str, keep_days: int) -> None:
+    """Copy the database while the line runs (consistent, private), drop old copies."""
+    from pathlib import Path
+
+    from ivr.store import backup_database
+
+    settings = Settings.from_env()
+    if not settings.database.exists():
+        raise click.ClickException(f"no database at {settings.database}")
+    copy = backup_database(settings.database, Path(folder), keep_days)
+    click.echo(f"{settings.database} copied to {copy}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -31,6 +31,7 @@ graceful_timeout = 20  # a HUP or stop lets requests in flight finish
 forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
 forwarder_headers = ""
+control_socket_disable = True  # gunicorn 25+: no control socket in $HOME (HUP and TERM do)
 # Files gunicorn and the line create (logs, the database, its WAL, the spool, lock files)
 # are readable by the line's user only. (Not gunicorn's `umask` setting: that one would also
 # close a unix socket gunicorn binds itself to nginx.)

@@ -886,6 +886,37 @@ class Store:
         return cursor.rowcount > 0
 
 
+def backup_database(database: Path, folder: Path, keep_days: int = 30) -> Path:
+    """A consistent copy of the database while the line runs (SQLite's online backup, in
+    one read transaction: a writer holding the lock does not stop it), as
+    <folder>/<name>-<YYYY-MM-DD>.db readable by its owner only; copies older than
+    `keep_days` are removed. Returns the copy's path."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    target = folder / f"{database.stem}-{stamp}.db"
+    partial = folder / f".{target.name}.partial"
+    partial.unlink(missing_ok=True)
+    private_file(partial)
+    source = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000)
+    copy = sqlite3.connect(partial)
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(partial, target)
+    oldest = time.time() - keep_days * 86400
+    for old in folder.glob(f"{database.stem}-*.db"):
+        if old != target and _mtime(old) < oldest:
+            old.unlink()
+    return target
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
