@@ -528,27 +528,28 @@ class Store:
 
     def _replay_loop(self) -> None:
         """Wait for the database to be writable, keeping writes on the spool meanwhile (so no
-        caller waits for the lock again), then write the spool."""
+        caller waits for the lock again), then write the spool (or let the process that is
+        writing it finish)."""
         probe_ms = int(min(BLOCKED_SECONDS * 500, self.busy_timeout_ms))
         try:
             while not self._closing.is_set() and (self.blocked() or self.spool_files()):
-                try:
-                    # a write, undone: returns as soon as the lock is free and the file
-                    # writable again
-                    with self.patient(probe_ms) as conn:
-                        conn.execute("BEGIN IMMEDIATE")
-                        try:
-                            conn.execute("DELETE FROM spool_applied WHERE 0")
-                        finally:
-                            conn.execute("ROLLBACK")
-                except sqlite3.Error as exc:
-                    if self._blocked_since is not None:
+                if self.blocked():
+                    try:
+                        # a write, undone: returns as soon as the lock is free and the file
+                        # writable again
+                        with self.patient(probe_ms) as conn:
+                            conn.execute("BEGIN IMMEDIATE")
+                            try:
+                                conn.execute("DELETE FROM spool_applied WHERE 0")
+                            finally:
+                                conn.execute("ROLLBACK")
+                    except sqlite3.Error as exc:
                         self._block(exc)  # still unavailable: callers keep not waiting
-                    self._closing.wait(0.05)
-                    continue
-                self._unblock()
-                self.replay_spool()
-                self._closing.wait(SPOOL_PAUSE)
+                        self._closing.wait(0.05)
+                        continue
+                    self._unblock()
+                if not self.replay_spool():
+                    self._closing.wait(0.25)  # another process is writing it, or it failed
         except Exception:
             log.exception("the spool replay stopped; it starts again with the next write")
 

@@ -299,6 +299,8 @@ class Phase:
                     [ms for at, ms in self.timeline if start <= at < end]),
                 "latency_after_lock_ms": percentiles(  # while the spool is written
                     [ms for at, ms in self.timeline if end <= at < end + 10]),
+                # the slowest webhook of each 5 s of the run (sent then), from its start
+                "max_ms_per_5s": slowest_per_window(self.timeline, 5.0),
             }
         return {
             "name": self.name, "calls": self.calls, "think_s": self.think,
@@ -318,6 +320,17 @@ class Phase:
             "webhooks_over_1s": sum(1 for x in every if x > 1000),
             **extra,
         }
+
+
+def slowest_per_window(timeline: list[tuple[float, float]], seconds: float) -> list[float]:
+    if not timeline:
+        return []
+    first = min(at for at, _ in timeline)
+    slowest: dict[int, float] = {}
+    for at, ms in timeline:
+        window = int((at - first) // seconds)
+        slowest[window] = max(slowest.get(window, 0.0), ms)
+    return [round(slowest.get(w, 0.0), 1) for w in range(max(slowest) + 1)]
 
 
 def percentiles(values: list[float]) -> dict[str, float | int]:

@@ -200,9 +200,13 @@ class Gunicorn:
             self.process = subprocess.Popen(
                 [*command[:-1], "-b", f"127.0.0.1:{self.port}", command[-1]], env=env,
                 cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-            wait_for(lambda: urllib.request.urlopen(self.url + "/health", timeout=2).status == 200,
-                     60,
-                     "gunicorn", self.log_path)
+            try:
+                wait_for(lambda: urllib.request.urlopen(self.url + "/health",
+                                                        timeout=2).status == 200,
+                         60, "gunicorn", self.log_path)
+            except BaseException:
+                self.stop()
+                raise
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -245,7 +249,11 @@ class Nginx:
         self.process = subprocess.Popen([binary, "-p", str(tmp), "-c", str(conf), "-g",
                                          "daemon off;"], stdout=subprocess.DEVNULL,
                                         stderr=open(tmp / "nginx.out", "ab"))  # noqa: SIM115
-        wait_for(self.listening, 20, "nginx", tmp / "nginx.out")
+        try:
+            wait_for(self.listening, 20, "nginx", tmp / "nginx.out")
+        except BaseException:
+            self.stop()
+            raise
 
     def listening(self) -> bool:
         if self.process.poll() is not None:
