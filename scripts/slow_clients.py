@@ -57,6 +57,16 @@ CALLERS = 6  # calls at the same time
 KEYS = ["2", "1", "1", "1"]  # English, services, the first category, the first service
 
 
+HAND_OVER = """import os, sys
+fd = int(sys.argv[1])
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -187,9 +197,8 @@ class Gunicorn:
             os.set_inheritable(self.listener.fileno(), True)
             fd = self.listener.fileno()
             # systemd's protocol: the socket as fd 3, LISTEN_FDS=1, LISTEN_PID=gunicorn's pid
-            # (the shell's, which exec keeps)
-            command = ["sh", "-c", f'exec 3<&{fd}; LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"',
-                       "sh", *command]
+            # (this small program's, which exec keeps)
+            command = [sys.executable, "-c", HAND_OVER, str(fd), *command]
             self.process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=self.log,
                                             stderr=subprocess.STDOUT, pass_fds=(fd,))
             self.url = None

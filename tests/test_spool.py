@@ -185,7 +185,7 @@ def test_appends_racing_claims_across_processes_lose_nothing(tmp_path):
     Store(database, KEY)
     stop = SPAWN.Event()
     replayers = [SPAWN.Process(target=_replay_until, args=(database, stop)) for _ in range(2)]
-    each = 300
+    each = 200
     appenders = [SPAWN.Process(target=_append_all, args=(database, n * each, each))
                  for n in range(3)]
     for process in replayers + appenders:
@@ -238,7 +238,7 @@ def test_while_the_database_is_locked_a_caller_waits_well_under_a_second(setting
     call.press("0105#").press("2").press("1")  # a barber shop licence: the first question
     # a big spool waiting, so that the caller's last answers meet a replay in progress
     spooling = read_only(settings.database, settings.caller_key)
-    for i in range(400):
+    for i in range(250):
         spooling.save_answer(**answer(i))
     blocker = sqlite3.connect(settings.database, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
