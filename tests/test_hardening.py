@@ -176,9 +176,10 @@ def test_a_catalogue_edit_is_read_beside_the_calls(settings, tmp_path, monkeypat
                                      "licence}", "riel: 25000\n      per: {km: ក្នុងមួយច្បាប់, "
                                      "en: per licence}"), encoding="utf-8")
     heard = barber_fee()
-    answered_while_reading = reading.is_set() and not finish.is_set()
+    answered_while_reading = not finish.is_set()
+    started_reading = reading.wait(10)
     finish.set()
-    assert answered_while_reading  # the call did not wait for the catalogue to be read
+    assert started_reading and answered_while_reading  # the call did not wait for the read
     assert "20,000 riel" in heard  # ... and heard the catalogue in force
     live.loader.join(10)
     assert "25,000 riel" in barber_fee()  # then the edit reaches the next call

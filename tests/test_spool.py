@@ -120,7 +120,9 @@ def _replay_and_die(database, kill_at: int) -> None:
 
     Store._save_answer = dying  # type: ignore[method-assign]
     store_module.APPLY["answer"] = dying
-    Store(database, KEY).replay_spool()
+    store = Store(database, KEY)  # (its own replay thread may be the one that dies)
+    store.replay_spool()
+    store.wait_for_spool(30)
 
 
 def test_a_replayer_killed_with_minus_9_strands_nothing_and_nothing_is_written_twice(tmp_path,
