@@ -771,6 +771,95 @@ def _remove_stale_temp_files(audio_dir: Path) -> None:
                 path.unlink()
 
 
+# --- Where each utterance's audio comes from -------------------------------------------------
+
+PERSON = "person"  # a person's recording, current
+ENGINE = "engine"  # a speech engine's rendering (Source.engine names which), current
+PLACEHOLDER = "placeholder"  # beeps, not speech
+STALE = "stale"  # audio exists but says an older text, and no current parts to compose from
+MISSING = "missing"  # no audio at all
+STATUSES = (PERSON, ENGINE, PLACEHOLDER, STALE, MISSING)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the audio a caller hears for one utterance comes from (`audio_sources`)."""
+
+    key: str
+    lang: str
+    text: str
+    status: str  # one of STATUSES
+    engine: str  # "recording", "gtts", "azure", "placeholder", ...; "" when missing
+    file: str | None  # the utterance's own audio file (relative to the audio dir), if current
+    recording: Path | None  # a person's recording in prompts/recordings/<lang>/, if any
+    composed: bool = False  # heard as its parts (its own audio is missing or stale)
+    recording_stale: bool = False  # a person recorded an older text of it
+
+    @property
+    def playable(self) -> bool:
+        """A caller hears audio in this language (not English <Say>)."""
+        return self.status not in (STALE, MISSING)
+
+
+def audio_sources(utterances: Sequence[Utterance], audio_dir: Path,
+                  recordings_dir: Path | None = None) -> list[Source]:
+    """For each utterance, in order: whether a caller hears a person, an engine, a
+    placeholder, or nothing current (stale, missing) -- exactly as the line decides at call
+    time (`ivr.steps.Context.play`): the utterance's own audio while its text is current,
+    else its parts (`Utterance.parts`) when every part has current audio.
+
+    A composed utterance counts as a person's voice only when every part is one, as
+    placeholder when any part is, else as an engine's (`engine` then names the parts'
+    engines, joined by "+")."""
+    audio_dir = Path(audio_dir)
+    entries = read_manifest(audio_dir)
+    by_key = {(u.key, u.lang): u for u in utterances}
+
+    def own(u: Utterance) -> tuple[str, str, str | None] | None:
+        entry = entries.get((u.key, u.lang))
+        if entry is None or not (audio_dir / entry["file"]).is_file():
+            return None
+        if entry.get("text") != u.text:
+            return (STALE, str(entry.get("engine") or ""), None)
+        engine = str(entry.get("engine") or "")
+        status = (PERSON if engine == RECORDING_ENGINE
+                  else PLACEHOLDER if engine == PlaceholderEngine.name else ENGINE)
+        return (status, engine, entry["file"])
+
+    result = []
+    for u in utterances:
+        recording = find_recording(recordings_dir, u)
+        found = own(u)
+        recording_stale = bool(recording is not None and found is not None
+                               and found[0] == STALE and found[1] == RECORDING_ENGINE)
+        if found is not None and found[0] != STALE:
+            result.append(Source(u.key, u.lang, u.text, found[0], found[1], found[2],
+                                 recording))
+            continue
+        parts = [by_key.get((key, u.lang)) for key in u.parts]
+        heard = [own(p) if p is not None else None for p in parts]
+        if parts and all(h is not None and h[0] != STALE for h in heard):
+            statuses = {h[0] for h in heard if h is not None}
+            engines = sorted({h[1] for h in heard if h is not None})
+            status = (PERSON if statuses == {PERSON} else
+                      PLACEHOLDER if PLACEHOLDER in statuses else ENGINE)
+            result.append(Source(u.key, u.lang, u.text, status, "+".join(engines), None,
+                                 recording, composed=True, recording_stale=recording_stale))
+            continue
+        status = STALE if found is not None else MISSING
+        result.append(Source(u.key, u.lang, u.text, status, found[1] if found else "", None,
+                             recording, recording_stale=recording_stale))
+    return result
+
+
+def source_counts(sources: Iterable[Source]) -> dict[str, dict[str, int]]:
+    """lang -> status -> how many utterances (every status present, 0 when none)."""
+    counts: dict[str, dict[str, int]] = {}
+    for s in sources:
+        counts.setdefault(s.lang, dict.fromkeys(STATUSES, 0))[s.status] += 1
+    return counts
+
+
 # --- Command line ----------------------------------------------------------------------------
 
 
