@@ -15,6 +15,7 @@ manifest entry without its file, and the next run carries on from where it stopp
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -60,6 +61,7 @@ STALE_TEMP_SECONDS = 600  # temp files older than this are leftovers of a killed
 
 # Everything the conversion does; part of every fingerprint, so changing it re-renders all.
 CONVERSION: dict[str, Any] = {
+    "encoder": "audioop",
     "rate": 8000,
     "channels": 1,
     "codec": "pcm_mulaw",
@@ -276,16 +278,22 @@ class PlaceholderEngine:
     def synthesize(self, text: str, lang: str) -> Audio:
         # Beeps of 120 ms with 80 ms gaps, alternating 440 and 660 Hz, ending on a beep.
         total = self.duration_ms(text) * self.RATE // 1000
-        beep, gap = 120 * self.RATE // 1000, 80 * self.RATE // 1000
-        samples = array("h", bytes(2 * total))
-        start, n = 0, 0
-        while start < total:
-            end = min(start + beep, total)
-            step = 2 * math.pi * (440 if n % 2 == 0 else 660) / self.RATE
-            for i in range(start, end):
-                samples[i] = int(8000 * math.sin(step * (i - start)))
-            start, n = end + gap, n + 1
+        period = _beeps(self.RATE)
+        pcm = (period * (total * 2 // len(period) + 1))[:total * 2]
+        samples = array("h", pcm)
         return Audio(_wav_bytes(samples.tobytes(), self.RATE), "wav")
+
+
+@functools.lru_cache(maxsize=4)
+def _beeps(rate: int) -> bytes:
+    """One period of the placeholder's sound: a 440 Hz beep, a gap, a 660 Hz beep, a gap."""
+    beep, gap = 120 * rate // 1000, 80 * rate // 1000
+    samples = array("h")
+    for hz in (440, 660):
+        step = 2 * math.pi * hz / rate
+        samples.extend(int(8000 * math.sin(step * i)) for i in range(beep))
+        samples.extend([0] * gap)
+    return samples.tobytes()
 
 
 def _wav_bytes(pcm: bytes, rate: int) -> bytes:
@@ -351,11 +359,22 @@ def convert(audio: Audio) -> tuple[bytes, int]:
     segment = segment[lead:len(segment) - trail]
     pad = AudioSegment.silent(duration=CONVERSION["pad_ms"], frame_rate=CONVERSION["rate"])
     segment = pad + segment + pad
-    out = io.BytesIO()
-    segment.export(out, format="wav", codec=CONVERSION["codec"], parameters=[
-        "-ar", str(CONVERSION["rate"]), "-ac", str(CONVERSION["channels"]),
-        "-bitexact", "-map_metadata", "-1"])
-    return out.getvalue(), len(segment)
+    return mulaw_wav(segment.raw_data, CONVERSION["rate"]), len(segment)
+
+
+def mulaw_wav(pcm: bytes, rate: int) -> bytes:
+    """16-bit mono PCM as a G.711 mu-law WAV, laid out as ffmpeg writes it (fmt with cbSize,
+    a fact chunk, then data), encoded in this process: no second ffmpeg run per prompt."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop  # audioop-lts on Python 3.13
+
+    data = audioop.lin2ulaw(pcm, 2)
+    fmt = struct.pack("<HHIIHHH", 7, 1, rate, rate, 1, 8, 0)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"fact" + struct.pack("<II", 4, len(data))
+            + b"data" + struct.pack("<I", len(data)) + data + (b"\0" if len(data) & 1 else b""))
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 @dataclass(frozen=True)
