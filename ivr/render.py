@@ -223,6 +223,129 @@ def _speakable(text: str) -> bool:
     return any(char.isalnum() for char in text)
 
 
+class AzureEngine:
+    """Microsoft Azure Speech, neural voices (km-KH-SreymomNeural, km-KH-PisethNeural), over
+    its REST API: SSML in, an 8 kHz mono mu-law WAV out (`riff-8khz-8bit-mono-mulaw`, the
+    telephone format Twilio plays without resampling).
+
+    Key and region come from AZURE_SPEECH_KEY and AZURE_SPEECH_REGION; the voice per
+    language from AZURE_SPEECH_VOICE_<LANG> (e.g. AZURE_SPEECH_VOICE_KM=km-KH-PisethNeural).
+    The free tier allows about 20 requests a minute: requests are spaced `60 / per_minute`
+    seconds apart, and a 429 or 5xx is retried with exponential backoff, waiting at least
+    what Retry-After says.
+    """
+
+    name = "azure"
+    VOICES = {"km": "km-KH-SreymomNeural", "en": "en-US-JennyNeural"}
+    FORMAT = "riff-8khz-8bit-mono-mulaw"
+    LOCALES = {"km": "km-KH", "en": "en-US"}
+
+    def __init__(self, key: str | None = None, region: str | None = None, *,
+                 voices: dict[str, str] | None = None, per_minute: float = 20,
+                 attempts: int = 5, backoff: float = 2.0, max_backoff: float = 120.0,
+                 timeout: float = 30.0, session: Any = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
+                 environ: dict[str, str] | None = None):
+        env = dict(os.environ) if environ is None else environ
+        self.key = key if key is not None else env.get("AZURE_SPEECH_KEY", "").strip()
+        self.region = region if region is not None else env.get("AZURE_SPEECH_REGION",
+                                                                 "").strip()
+        if not self.key:
+            raise EngineUnavailable("--engine azure needs AZURE_SPEECH_KEY (the Speech "
+                                    "resource's key) and AZURE_SPEECH_REGION (e.g. "
+                                    "southeastasia) in the environment")
+        if not re.fullmatch(r"[a-z0-9]+", self.region or ""):
+            raise EngineUnavailable("--engine azure needs AZURE_SPEECH_REGION, the Speech "
+                                    "resource's region in lower case (e.g. southeastasia)")
+        self.voices = {**self.VOICES, **{
+            name[len("AZURE_SPEECH_VOICE_"):].lower(): value.strip()
+            for name, value in env.items()
+            if name.startswith("AZURE_SPEECH_VOICE_") and value.strip()}, **(voices or {})}
+        self.languages: frozenset[str] | None = frozenset(self.voices)
+        self.url = f"https://{self.region}.tts.speech.microsoft.com/cognitiveservices/v1"
+        self.min_interval = 60.0 / per_minute
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self.settings = {"voices": dict(sorted(self.voices.items())), "format": self.FORMAT}
+        self._session = session
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_request = -math.inf
+
+    def ssml(self, text: str, lang: str) -> str:
+        from xml.sax.saxutils import escape, quoteattr
+
+        voice = self.voices[lang]
+        locale = "-".join(voice.split("-")[:2]) or self.LOCALES.get(lang, lang)
+        return (f"<speak version='1.0' xml:lang={quoteattr(locale)}>"
+                f"<voice name={quoteattr(voice)}>{escape(text)}</voice></speak>")
+
+    def synthesize(self, text: str, lang: str) -> Audio:
+        import requests
+
+        if lang not in self.voices:
+            raise RenderError(f"azure: no voice set for {lang} (AZURE_SPEECH_VOICE_"
+                              f"{lang.upper()})")
+        if not _speakable(text):
+            raise RenderError("nothing to speak")
+        session = self._session or requests.Session()
+        self._session = session
+        headers = {"Ocp-Apim-Subscription-Key": self.key,
+                   "Content-Type": "application/ssml+xml",
+                   "X-Microsoft-OutputFormat": self.FORMAT,
+                   "User-Agent": "owso-ivr"}
+        body = self.ssml(text, lang).encode("utf-8")
+        for attempt in range(1, self.attempts + 1):
+            self._wait_turn()
+            try:
+                reply = session.post(self.url, data=body, headers=headers,
+                                     timeout=self.timeout)
+            except requests.RequestException as exc:
+                reason = f"azure: {type(exc).__name__}: {exc}"
+                if attempt == self.attempts:
+                    raise RenderError(f"{reason} (gave up after {attempt} tries)") from exc
+                self._back_off(self._delay(attempt, None))
+                continue
+            if reply.status_code == 200:
+                if not reply.content.startswith(b"RIFF"):
+                    raise RenderError("azure: the reply is not a WAV file")
+                return Audio(reply.content, "wav")
+            reason = f"azure: HTTP {reply.status_code} {reply.reason or ''}".rstrip()
+            if reply.status_code in (401, 403):
+                raise RenderError(f"{reason}: check AZURE_SPEECH_KEY and AZURE_SPEECH_REGION")
+            if reply.status_code != 429 and reply.status_code < 500:
+                raise RenderError(f"{reason}: {reply.text[:200]}")
+            if attempt == self.attempts:
+                raise RenderError(f"{reason} (gave up after {attempt} tries)")
+            self._back_off(self._delay(attempt, reply.headers.get("Retry-After")))
+        raise AssertionError("unreachable")
+
+    def _wait_turn(self) -> None:
+        with self._lock:
+            delay = self._next_request - self._clock()
+            if delay > 0:
+                self._sleep(delay)
+            self._next_request = self._clock() + self.min_interval
+
+    def _back_off(self, delay: float) -> None:
+        with self._lock:
+            self._next_request = max(self._next_request, self._clock() + delay)
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        if retry_after and retry_after.strip().isdigit():
+            delay = max(delay, min(float(retry_after), self.max_backoff))
+        return delay
+
+
+class EngineUnavailable(RenderError):
+    """The engine cannot run here (no key, no program): one line, exit status 1."""
+
+
 class EspeakEngine:
     """espeak-ng: offline and robotic; it has English but (in 1.51) no Khmer voice."""
 
@@ -303,6 +426,7 @@ def _wav_bytes(pcm: bytes, rate: int) -> bytes:
 
 
 ENGINES: dict[str, Callable[[], Engine]] = {
+    "azure": AzureEngine,
     "gtts": GttsEngine,
     "espeak": EspeakEngine,
     "placeholder": PlaceholderEngine,
@@ -329,6 +453,14 @@ def decode(audio: Audio) -> AudioSegment:
             info, offset = _parse_wav(io.BytesIO(audio.data), len(audio.data))
             if (info.format_tag, info.channels, info.rate, info.bits) == (1, 1, rate, 16):
                 pcm = audio.data[offset:offset + info.data_bytes]
+                return AudioSegment(data=pcm, sample_width=2, frame_rate=rate, channels=1)
+            if (info.format_tag, info.channels, info.rate, info.bits) == (7, 1, rate, 8):
+                # already telephone mu-law (Azure's riff-8khz-8bit-mono-mulaw, a phone
+                # studio's recording): decoded here, without ffmpeg
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    import audioop
+                pcm = audioop.ulaw2lin(audio.data[offset:offset + info.data_bytes], 2)
                 return AudioSegment(data=pcm, sample_width=2, frame_rate=rate, channels=1)
     run = subprocess.run(
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-f", audio.format, "-i", "pipe:0",
@@ -924,6 +1056,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         utterances = load_utterances(args.catalog, args.prompts)
         engine = make_engine(args.engine)
+    except EngineUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (OSError, ValueError, RenderError) as exc:  # CatalogError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
