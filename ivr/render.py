@@ -40,7 +40,7 @@ from typing import IO, Any, Protocol
 
 import imageio_ffmpeg
 
-from ivr.khmer_text import prepare, split_for_tts
+from ivr.khmer_text import gtts_length, prepare, split_for_tts
 from ivr.utterance import Utterance
 
 with warnings.catch_warnings():  # pydub warns at import: no ffmpeg on PATH (we give it one),
@@ -131,7 +131,8 @@ class GttsEngine:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.min_interval = min_interval
-        self.settings = {"tld": tld, "slow": slow, "split": f"khmer_text/{self.SPLIT_LIMIT}"}
+        self.settings = {"tld": tld, "slow": slow,
+                         "split": f"khmer_text/{self.SPLIT_LIMIT}/words/gtts-length"}
         self._sleep = sleep
         self._clock = clock
         self.give_up_after = give_up_after
@@ -141,7 +142,8 @@ class GttsEngine:
         self._last_outage = ""
 
     def synthesize(self, text: str, lang: str) -> Audio:
-        pieces = [p for p in split_for_tts(text, self.SPLIT_LIMIT) if _speakable(p)]
+        pieces = [p for p in split_for_tts(text, self.SPLIT_LIMIT, gtts_length)
+                  if _speakable(p)]
         if not pieces:
             raise RenderError("nothing to speak")
         if self._outages >= self.give_up_after:  # Google is unreachable: do not wait per prompt
