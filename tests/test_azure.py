@@ -97,7 +97,7 @@ def test_a_429_then_success_renders_the_bundled_catalogue(tmp_path: Path, clock:
     # one retry, after at least Retry-After; never more than 20 requests in any minute
     assert len(times) == len({p["fingerprint"] for p in manifest}) + 1
     assert times[1] - times[0] >= 7
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 3.0 - 1e-9
     assert all(times[i + 20] - times[i] >= 60 - 1e-9 for i in range(len(times) - 20))
 
