@@ -237,18 +237,19 @@ class _Writer:
         self.templates = wording.templates[lang]
         # A fixed phrase of a template is one part, keyed by its first template (or by the
         # fixed sentence that says the same): "រៀល" is one recording for every fee.
-        self.phrases: dict[str, str] = {}
+        self.phrases: dict[str, Part] = {}
         for key, text in wording.sentences[lang].items():
-            self.phrases.setdefault(part_text(text), key)
+            self.phrases.setdefault(part_text(text), (key, text))
         for name, template in self.templates.items():
             for i, literal in enumerate(_literals(template)):
-                self.phrases.setdefault(part_text(literal), f"part.{name}.{i}")
+                said = part_text(literal)
+                self.phrases.setdefault(said, (f"part.{name}.{i}", said))
 
     def phrase(self, literal: str) -> tuple[Part, ...]:
         text = part_text(literal)
         if not _speakable(text):
             return ()
-        return ((self.phrases.get(text) or f"part.{text}", text),)
+        return (self.phrases.get(text) or (f"part.{text}", text),)
 
     def name(self, key: str, text: str) -> Said:
         """A text of the catalogue (a name, a document), recorded on its own as `key`."""

@@ -56,3 +56,22 @@ def test_every_khmer_number_word_is_an_utterance():
 def test_a_voice_talent_records_fewer_utterances_than_sentences():
     leaves, whole = recordings_needed(book())["km"]
     assert len(leaves) < whole
+
+
+def test_a_phrase_that_is_also_a_fixed_sentence_is_one_recording(tmp_path):
+    """An administrator's wording where a template's phrase is a fixed sentence word for
+    word: the sentence's recording says it, and the wording still loads."""
+    import shutil
+
+    for name in ("km.yaml", "en.yaml"):
+        shutil.copyfile(ROOT / "prompts" / name, tmp_path / name)
+    km = tmp_path / "km.yaml"
+    old = "  documents.incomplete: ប្រហែលជាត្រូវការឯកសារផ្សេងទៀត។ សូមសួរនៅការិយាល័យ។\n"
+    text = km.read_text(encoding="utf-8")
+    assert old in text
+    km.write_text(text.replace(old, "  documents.incomplete: សូមអភ័យទោស យើងមិនបានទទួល"
+                                    "ការចុចលេខពីអ្នកទេ។\n"), encoding="utf-8")
+    catalog = load_catalog(ROOT / "catalog.yaml")
+    prompts = PromptBook(catalog, load_wording(tmp_path, catalog.languages))
+    users = [u for u in prompts.utterances() if "error.noinput" in u.parts]
+    assert users and all(u.key.endswith(".info") for u in users)
