@@ -118,15 +118,17 @@ def check(catalog_path: Path, prompts_dir: Path, audio_dir: Path,
             ("parts without current audio (a sentence whose audio goes stale cannot then be "
              "said from them)", [s for s in parts if not s.playable]),
             ("placeholder audio in parts", [s for s in parts if s.status == PLACEHOLDER]),
-            ("a person's recording says an older text (record it again)",
-             [s for s in mine if s.recording_stale])):
+            ("a person's recording says an older text (said from its parts; record it again "
+             "for a whole sentence's flow)", [s for s in mine if s.recording_stale])):
             if not group:
                 continue
             out.append(f"  {label}: {len(group)}")
             out.extend(f"    {s.key}" for s in group[:LISTED])
             if len(group) > LISTED:
                 out.append(f"    ... and {len(group) - LISTED} more")
-            report.warnings.extend(f"{label.split(' (')[0]}: {s.key} [{lang}]" for s in group)
+            if not label.startswith("a person's"):  # that one is heard right: a note only
+                report.warnings.extend(f"{label.split(' (')[0]}: {s.key} [{lang}]"
+                                       for s in group)
         leaves, whole = needed[lang]
         recorded = sum(1 for s in mine if s.key in leaves and s.recording is not None
                        and not s.recording_stale)
@@ -140,7 +142,10 @@ def check(catalog_path: Path, prompts_dir: Path, audio_dir: Path,
     if unheard or any(s.status == PLACEHOLDER for s in sources):
         manifest = audio_dir / MANIFEST
         out.append(
-            "\nTo fix the audio, render it (gTTS needs the internet):\n"
+            "\nTo fix the audio, render it (needs the internet; Azure's neural voice with "
+            "AZURE_SPEECH_KEY and AZURE_SPEECH_REGION set, see README):\n"
+            "    python scripts/render_prompts.py --engine azure\n"
+            "or with gTTS:\n"
             "    python scripts/render_prompts.py\n"
             "To try the line with no internet, render placeholder audio (not for callers):\n"
             "    python scripts/render_prompts.py --engine placeholder\n"
