@@ -172,3 +172,50 @@ def test_without_composition_the_stale_sentence_would_be_english(line, tmp_path)
     info = next(s for s in sources if s.key == "service.barber-2-4-chairs.info"
                 and s.lang == "km")
     assert info.status == STALE and info.recording_stale and not info.composed
+
+    # and a Khmer caller hears that sentence as English text
+    settings = Settings(auth_token=TOKEN, catalog=line["catalog"], prompts=line["prompts"],
+                        audio_dir=line["audio"], database=tmp_path / "ivr.db",
+                        caller_key=b"k")
+    call = Caller(Twilio(create_app(settings))).start()
+    for key in barber_keys(line["catalog"]).split():
+        call.press(key)
+    book = PromptBook(load_catalog(line["catalog"]),
+                      load_wording(line["prompts"], ("km", "en")))
+    said = [e.text for e in call.doc.iter("Say")]
+    assert book.text("service.barber-2-4-chairs.info", "en") in said
+
+
+def test_where_audio_comes_from(tmp_path):
+    """Each status `audio_sources` gives, from a manifest and a recordings folder."""
+    from ivr.render import ENGINE, PLACEHOLDER, Utterance, write_manifest
+
+    audio = tmp_path / "audio"
+    (audio / "km").mkdir(parents=True)
+    recordings = tmp_path / "recordings"
+    (recordings / "km").mkdir(parents=True)
+    (recordings / "km" / "a.wav").write_bytes(b"RIFF")
+    utterances = [Utterance("a", "km", "ក"), Utterance("b", "km", "ខ"),
+                  Utterance("c", "km", "គ"), Utterance("d", "km", "ឃ"),
+                  Utterance("e", "km", "ង"),
+                  Utterance("ab", "km", "កខ", ("a", "b")),
+                  Utterance("ac", "km", "កគ", ("a", "c")),
+                  Utterance("ad", "km", "កឃ", ("a", "d")),
+                  Utterance("aa", "km", "កក", ("a", "a"))]
+    entries = []
+    for key, text, engine in (("a", "ក", "recording"), ("b", "ខ", "azure"),
+                              ("c", "គ", "placeholder"), ("d", "old", "gtts"),
+                              ("ad", "old", "gtts"), ("aa", "old", "recording")):
+        (audio / "km" / f"{key}.wav").write_bytes(b"RIFF")
+        entries.append({"key": key, "lang": "km", "text": text, "file": f"km/{key}.wav",
+                        "duration_ms": 500, "engine": engine, "fingerprint": key})
+    write_manifest(audio, entries)
+    got = {s.key: s for s in audio_sources(utterances, audio, recordings)}
+    assert {k: s.status for k, s in got.items()} == {
+        "a": PERSON, "b": ENGINE, "c": PLACEHOLDER, "d": STALE, "e": MISSING,
+        "ab": ENGINE, "ac": PLACEHOLDER, "ad": STALE, "aa": PERSON}
+    assert got["b"].engine == "azure" and got["ab"].engine == "azure+recording"
+    assert got["ab"].composed and got["aa"].composed and not got["a"].composed
+    assert got["a"].recording == recordings / "km" / "a.wav" and got["b"].recording is None
+    assert got["a"].file == "km/a.wav" and got["ab"].file is None
+    assert not got["ad"].playable and got["ab"].playable
