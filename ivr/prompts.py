@@ -33,7 +33,14 @@ from ivr.catalog import (
     Text,
     read_yaml,
 )
-from ivr.khmer import ENGLISH_WORDS, WORD_VALUES, english_values, number_values, number_words
+from ivr.khmer import (
+    ENGLISH_WORDS,
+    WORD_VALUES,
+    english_values,
+    number_values,
+    number_words,
+    value_word,
+)
 from ivr.utterance import Utterance
 
 PAGE_SIZE = 8
@@ -211,22 +218,21 @@ def _number_words(lang: str) -> Iterator[Part]:
     """Every number word of the language (the digits are the digit.N prompts): recorded
     once, they say any amount, day count, length or code."""
     if lang == "km":
-        from ivr.khmer import value_word
-
         for value in WORD_VALUES[10:]:
             yield _number_key(value), value_word(value)
-    else:
+    elif lang == "en":
         for value, word in ENGLISH_WORDS.items():
             if value >= 10:
                 yield _number_key(value), word
 
 
-def number_parts(n: int, lang: str) -> tuple[Part, ...]:
-    """The number words `n` is said with, as parts."""
+def number_parts(n: int, lang: str) -> tuple[Part, ...] | None:
+    """The number words `n` is said with, as parts; None in a language whose number words
+    the line does not know (its sentences with numbers are then said whole only)."""
     if lang == "km":
-        from ivr.khmer import value_word
-
         return tuple((_number_key(v), value_word(v)) for v in number_values(n))
+    if lang != "en":
+        return None
     return tuple((_number_key(v), str(v) if v <= 9 else ENGLISH_WORDS[v])
                  for v in english_values(n))
 

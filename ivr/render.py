@@ -1,8 +1,11 @@
 """Rendering every prompt to the audio Twilio plays: 8 kHz mono mu-law WAV, content-addressed.
 
 Twilio's `<Say>` has no Khmer voice, so each utterance is rendered ahead of time by a TTS
-engine (gTTS in production; espeak-ng and a placeholder tone offline), or taken from a human
-recording in prompts/recordings/<lang>/<key>.wav|.mp3, which always wins.
+engine (Azure Speech's neural Khmer voices for production, gTTS as a stop-gap; espeak-ng and
+a placeholder tone offline), or taken from a human recording in
+prompts/recordings/<lang>/<key>.wav|.mp3, which always wins. A recording's audio keeps the
+text it was recorded for: when the text changes it is stale (never played), and the line says
+the sentence from its parts (`Utterance.parts`) instead; `audio_sources` says which is heard.
 
 A file's name is a hash of everything that shapes its sound (text, engine, engine settings,
 conversion settings), so a changed prompt gets a new URL and no cache plays a stale one. The
