@@ -26,6 +26,7 @@ from ivr.store import CaseSummary, recording_duration
 REFERENCE_LENGTH = 6
 CODE_TIMEOUT = 10  # seconds to key six digits
 MORE_KEYS_TIMEOUT = 6  # the rest of a reference the carrier cut short (Somleng: 2 s)
+HASH_TIMEOUT = 3  # after six digits keyed slowly: the '#' that ends them
 FOLLOWUP_KIND = "followup"  # the recording callback's kind for a follow-up message
 
 
@@ -42,7 +43,7 @@ def _sorry(prompt: str, pos: Position) -> Menu:
 def ask(flow: Context, pos: Position) -> Menu | None:
     """Key the reference, then #. Keys cut short by the carrier wait for the rest."""
     store = flow.storage()
-    if pos.keyed and not (pos.keyed.isdigit() and len(pos.keyed) < REFERENCE_LENGTH):
+    if pos.keyed and not (pos.keyed.isdigit() and len(pos.keyed) <= REFERENCE_LENGTH):
         return None  # an edited URL: not where any caller can be
     state = store.lookup_state(flow.call.sid, flow.call.caller)
     if state != "open":
@@ -62,16 +63,22 @@ def ask(flow: Context, pos: Position) -> Menu | None:
         keyed = pos.keyed + digits.strip()
         if not keyed:
             return None
+        if len(pos.keyed) == REFERENCE_LENGTH:  # waiting for its '#': more keys are a mistake
+            return lookup(keyed)
         if keyed.isdigit() and len(keyed) < REFERENCE_LENGTH:
             return replace(pos, keyed=keyed)  # cut short (Somleng's 2 s): wait for the rest
+        if keyed.isdigit() and pos.keyed:
+            # Keyed slowly, the entry was cut short: the caller's '#' is still to come, and
+            # must not reach the next menu (where it means "main menu"). Wait for it briefly.
+            return replace(pos, keyed=keyed)
         return lookup(keyed)
 
     if not pos.keyed:
         return Menu(["status.ask"], back=_main(pos), num_digits=None, on_digits=by_keys,
                     timeout=CODE_TIMEOUT, cacheable=False)
+    waiting = HASH_TIMEOUT if len(pos.keyed) == REFERENCE_LENGTH else MORE_KEYS_TIMEOUT
     return Menu([], back=_main(pos), num_digits=None, on_digits=by_keys,
-                on_silence=lambda: lookup(pos.keyed), timeout=MORE_KEYS_TIMEOUT,
-                cacheable=False)
+                on_silence=lambda: lookup(pos.keyed), timeout=waiting, cacheable=False)
 
 
 def _found(flow: Context, pos: Position) -> CaseSummary | None:
