@@ -39,7 +39,7 @@ def test_a_reply_recorded_in_the_browser_reaches_the_next_caller(tmp_path):
         page.goto(f"{base}/admin/cases/{reference}")
         assert page.locator(".thread").inner_text().count("No follow-up message") == 1
         page.click(".record-start")
-        page.wait_for_timeout(2500)
+        page.wait_for_timeout(1200)
         page.click(".record-stop")
         page.wait_for_selector(".recorder[data-recorded]", state="attached")
         assert page.locator(".record-state").inner_text().startswith("Recorded.")
