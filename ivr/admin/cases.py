@@ -237,12 +237,12 @@ def thread(reference: str) -> list[dict[str, Any]]:
                             [reference]):
         items.append({"type": "followup", "id": row[0], "at": row[1], "duration_s": row[2],
                       "playable": bool(row[3])})
-    for row in conn.execute("SELECT id, created_at, kind, prompt_key, created_by, duration_ms "
-                            "FROM case_replies WHERE reference = ? ORDER BY created_at, id",
-                            [reference]):
+    for row in conn.execute("SELECT id, created_at, kind, prompt_key, created_by, duration_ms, "
+                            "coalesce(file, '') <> '' FROM case_replies WHERE reference = ? "
+                            "ORDER BY created_at, id", [reference]):
         items.append({"type": "reply", "id": row[0], "at": row[1], "kind": row[2],
                       "prompt_key": row[3], "by": row[4] or "",
-                      "duration_s": round((row[5] or 0) / 1000, 1)})
+                      "duration_s": round((row[5] or 0) / 1000, 1), "has_file": bool(row[6])})
     items.sort(key=lambda item: (item["at"] or "", item["type"] == "reply", item["id"]))
     return items
 
