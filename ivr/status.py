@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ivr import replies, tree
+from ivr import tree
 from ivr.cases import CAMBODIA, Recording
 from ivr.prompts import CASE_YEARS
 from ivr.steps import Action, Context, Menu, Outcome, Position, Reask, Sound
@@ -116,7 +116,9 @@ def what_became(flow: Context, found: CaseSummary) -> list[str]:
     elif reply.kind == "standard" and reply.prompt_key:
         said += ["status.reply", reply.prompt_key]
     elif reply.file:
-        said += ["status.reply", Sound(replies.audio_url(reply.id))]
+        from ivr.replies import audio_url  # Flask and ffmpeg: only when a reply is played
+
+        said += ["status.reply", Sound(audio_url(reply.id))]
     return said
 
 

@@ -57,7 +57,7 @@ def test_a_reply_recorded_in_the_browser_reaches_the_next_caller(tmp_path):
         (url,) = [p.text for p in second.doc.iter("Play") if "/reply/" in (p.text or "")]
         audio = app.test_client().get(url.removeprefix("http://localhost"))
         assert audio.status_code == 200 and audio.data[20:22] == b"\x07\x00"
-        assert len(audio.data) > 8000  # more than a second of telephone audio
+        assert len(audio.data) > 4000  # half a second or more of telephone audio
         second.press("2").record(12)
         assert "Your follow-up message has been added" in second.heard()
 

@@ -27,7 +27,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!box || !window.MediaRecorder || !navigator.mediaDevices) return;
   const start = box.querySelector(".record-start");
   const stop = box.querySelector(".record-stop");
-  const preview = box.querySelector(".record-preview");
+  let preview = null;  // made once something is recorded (the page's player stays the only one)
   const state = box.querySelector(".record-state");
   const input = document.querySelector("#reply-audio");
   let recorder = null;
@@ -52,8 +52,13 @@ document.addEventListener("DOMContentLoaded", () => {
       const files = new DataTransfer();
       files.items.add(file);
       input.files = files.files;
+      if (!preview) {
+        preview = document.createElement("audio");
+        preview.className = "record-preview";
+        preview.controls = true;
+        state.before(preview);
+      }
       preview.src = URL.createObjectURL(blob);
-      preview.hidden = false;
       state.textContent = state.dataset.ready;
       box.dataset.recorded = String(file.size);
     });
