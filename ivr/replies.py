@@ -25,8 +25,6 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, send_file, url_for
 
-from ivr.render import FFMPEG, Audio, RenderError, convert
-
 bp = Blueprint("replies", __name__)
 MAX_BYTES = 8 * 1024 * 1024  # an upload or a browser recording (a few minutes of speech)
 FORMATS = ("wav", "mp3", "m4a", "ogg", "webm")
@@ -60,6 +58,8 @@ def audio_format(data: bytes) -> str:
 def to_telephone_wav(data: bytes) -> tuple[bytes, int]:
     """Bytes of WAV, MP3, M4A, Ogg or WebM -> (8 kHz mono mu-law WAV bytes, duration in ms).
     The input goes through a file, not a pipe: an M4A's index may be at its end."""
+    from ivr.render import FFMPEG, Audio, RenderError, convert  # pydub: only when converting
+
     if not data:
         raise ReplyError("reply.error.empty")
     if len(data) > MAX_BYTES:
