@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 # the menus attach their builders to the table's nodes when imported
-from ivr import browse, cases, offices, rating, tree  # noqa: F401
+from ivr import browse, cases, offices, rating, status, tree  # noqa: F401
 from ivr.audio import AudioLibrary
 from ivr.catalog import Catalog
 from ivr.prompts import PromptBook
@@ -36,6 +36,7 @@ from ivr.steps import (
     Position,
     Reask,
     Rendered,
+    Sound,
     Step,
     Urls,
 )
@@ -186,6 +187,9 @@ class CallFlow(Context):
             gather = Gather(num_digits=menu.num_digits, finish_on_key="", action=action,
                             method="POST", timeout=menu.timeout, action_on_empty_result=True)
         for entry in [*before, *menu.prompts]:
+            if isinstance(entry, Sound):
+                gather.play(str(entry))
+                continue
             key, _, lang = entry.partition("@")  # "key@en": this prompt in another language
             self.play(gather, key, lang if lang in self.catalog.languages else pos.lang)
         response.append(gather)

@@ -431,6 +431,22 @@ def _utterances_of(catalog: Catalog, wording: Wording, lang: str) -> Iterator[tu
     yield "ombudsman.notice", w.fill("ombudsman.notice", length=length)
     for digit in range(10):
         yield f"digit.{digit}", w.number(digit)
+    yield from _date_utterances(catalog, w)
+
+
+CASE_YEARS = range(2025, 2041)  # years a case's "received on" can say
+
+
+def _date_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
+    """What the case status (main menu 5) composes its sentence from: the office, then the
+    day, month (a sentence in prompts/) and year the case was received."""
+    for office in catalog.offices:
+        yield f"office.{office.id}.about", w.fill("status.office", name=office.name[w.lang])
+    for day in range(1, 32):
+        yield f"date.day.{day}", w.fill("date.day", day=w.number(day))
+    for year in CASE_YEARS:
+        yield f"date.year.{year}", w.fill("date.year", year=number_words(year)
+                                          if w.lang == "km" else str(year))
 
 
 def _office_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:

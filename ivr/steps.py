@@ -36,6 +36,7 @@ class Position:
     service: str = ""
     topic: str = ""
     keyed: str = ""  # keys of a code typed so far, when the carrier ended the entry early
+    case: str = ""  # the case reference this call keyed (main menu 5)
 
     def to(self, node: str, **changes: str) -> Position:
         """Another node of the same call, keeping what the caller has chosen so far."""
@@ -80,11 +81,16 @@ class Reask:
     prompts: tuple[str, ...]
 
 
+class Sound(str):
+    """Among a menu's prompts: audio that is no prompt (an office's recorded reply), played
+    from this URL."""
+
+
 @dataclass
 class Menu:
     """A Gather: its prompts, where each key leads, and what keys or silence mean."""
 
-    prompts: list[str]
+    prompts: list[str]  # prompt keys ("key@lang": in another language), or a Sound
     choices: dict[str, Position] = field(default_factory=dict)
     back: Position | None = None
     more: Position | None = None  # key 9, when a list has another page

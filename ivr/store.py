@@ -43,6 +43,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -54,7 +55,7 @@ FAST_WAIT_MS = 200  # a caller's request waits at most this for the write lock, 
 BLOCKED_SECONDS = 1.0  # after a failed write, writes go straight to the spool this long
 SPOOL_BATCH = 50  # records written per replay transaction (a caller's write waits at most one)
 SPOOL_PAUSE = 0.05  # seconds between replay transactions: callers' writes get their turn
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # 5: case_lookups, case_replies, case_followups (issue 15)
 SPOOLED = ""  # what a write returns when it went to the spool instead of the database
 CASE_STATUSES = ("new", "reviewed", "closed")
 COUNTRY_CODE = "855"  # Cambodia: national numbers (0...) are read as +855
@@ -245,6 +246,47 @@ CREATE TABLE IF NOT EXISTS [spool_applied] (
    [id] TEXT PRIMARY KEY,
    [applied_at] TEXT
 );
+CREATE TABLE IF NOT EXISTS [case_lookups] (
+   [id] INTEGER PRIMARY KEY,
+   [call_sid] TEXT,
+   [caller_hash] TEXT,
+   [day] TEXT,
+   [reference] TEXT,
+   [found] INTEGER,
+   [at] TEXT
+);
+CREATE INDEX IF NOT EXISTS [idx_case_lookups_caller_day]
+    ON [case_lookups] ([caller_hash], [day], [found]);
+CREATE INDEX IF NOT EXISTS [idx_case_lookups_call]
+    ON [case_lookups] ([call_sid], [found]);
+CREATE TABLE IF NOT EXISTS [case_replies] (
+   [id] INTEGER PRIMARY KEY,
+   [reference] TEXT NOT NULL,
+   [kind] TEXT NOT NULL,
+   [prompt_key] TEXT,
+   [file] TEXT,
+   [duration_ms] INTEGER,
+   [created_by] TEXT,
+   [created_at] TEXT
+);
+CREATE INDEX IF NOT EXISTS [idx_case_replies_reference]
+    ON [case_replies] ([reference], [created_at]);
+CREATE TABLE IF NOT EXISTS [case_followups] (
+   [id] INTEGER PRIMARY KEY,
+   [reference] TEXT NOT NULL,
+   [call_sid] TEXT,
+   [caller_hash] TEXT,
+   [lang] TEXT,
+   [duration_s] INTEGER,
+   [recording_sid] TEXT,
+   [recording_url] TEXT,
+   [created_at] TEXT,
+   [updated_at] TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS [idx_case_followups_recording_sid]
+    ON [case_followups] ([recording_sid]);
+CREATE INDEX IF NOT EXISTS [idx_case_followups_reference]
+    ON [case_followups] ([reference], [created_at]);
 """
 
 
@@ -917,6 +959,170 @@ class Store:
                 [status, note, stamp, *([status, stamp] if closed else []), reference])
         return cursor.rowcount > 0
 
+    # --- hearing back about a case (main menu 5) -----------------------------------------
+    # Every reference keyed is counted (case_lookups), so all workers share the limits: a
+    # caller who keys LOOKUP_WRONG_PER_CALL wrong references in a call, or
+    # LOOKUP_WRONG_PER_DAY in a day (Cambodia's day, by caller hash; withheld numbers share
+    # one count), is not offered the lookup again that day. A limit reached is said the same
+    # whatever reference is keyed, so a reference cannot be found by dialling.
+
+    def lookup_state(self, sid: str, caller: str) -> str:
+        """'open', 'refused' (a limit reached) or 'unavailable' (the database cannot be read);
+        only reads."""
+        try:
+            return "refused" if self._over_limit(self.db.conn, sid,
+                                                 caller_hash(self.caller_key, caller)) else "open"
+        except sqlite3.Error as exc:
+            log.warning("case lookup unavailable: %s", exc)
+            return "unavailable"
+
+    def _over_limit(self, conn: sqlite3.Connection, sid: str, hashed: str) -> bool:
+        in_call = conn.execute("SELECT count(*) FROM case_lookups WHERE call_sid = ? "
+                               "AND found = 0", [sid]).fetchone()[0] if sid else 0
+        # today's wrong references from this number, and the most in any one call of theirs
+        today, most = conn.execute(
+            "SELECT coalesce(sum(n), 0), coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM "
+            "case_lookups WHERE caller_hash = ? AND day = ? AND found = 0 GROUP BY call_sid)",
+            [hashed, cambodia_day()]).fetchone()
+        return (max(in_call, most) >= LOOKUP_WRONG_PER_CALL
+                or today >= LOOKUP_WRONG_PER_DAY)
+
+    def lookup_case(self, sid: str, caller: str, reference: str) -> str:
+        """Count one reference keyed and say what became of it: 'found', 'wrong', 'refused'
+        (a limit was reached before, or by this wrong reference) or 'unavailable'. One
+        BEGIN IMMEDIATE transaction: two workers cannot both take the last try."""
+        hashed = caller_hash(self.caller_key, caller)
+        try:
+            with self._transaction() as conn:
+                if self._over_limit(conn, sid, hashed):
+                    return "refused"
+                found = (len(reference) == 6 and reference.isdigit()
+                         and self._case_exists(conn, reference))
+                conn.execute(
+                    "INSERT INTO case_lookups (call_sid, caller_hash, day, reference, found, at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [sid, hashed, cambodia_day(), reference if found else None, int(found),
+                     now()])
+                if found:
+                    return "found"
+                return "refused" if self._over_limit(conn, sid, hashed) else "wrong"
+        except sqlite3.Error as exc:
+            log.warning("case lookup unavailable: %s", exc)
+            return "unavailable"
+
+    @staticmethod
+    def _case_exists(conn: sqlite3.Connection, reference: str) -> bool:
+        return conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM recordings WHERE reference = ?) "
+            "OR EXISTS (SELECT 1 FROM feedback WHERE reference = ?)",
+            [reference, reference]).fetchone()[0] == 1
+
+    def looked_up(self, sid: str, reference: str) -> bool:
+        """Did this call key this reference (and was it found)? Nothing about a case is said
+        in a call that has not keyed its reference."""
+        if not sid:
+            return False
+        try:
+            return self.db.execute("SELECT 1 FROM case_lookups WHERE call_sid = ? AND "
+                                   "reference = ? AND found = 1",
+                                   [sid, reference]).fetchone() is not None
+        except sqlite3.Error:
+            return False
+
+    def case_summary(self, reference: str) -> CaseSummary | None:
+        """What the line says about a case or a rating: kind, office, service, received,
+        status (None for a rating without a comment) and its latest reply."""
+        conn = self.db.conn
+        row = conn.execute("SELECT kind, office_id, service_id, created_at, status FROM "
+                           "recordings WHERE reference = ?", [reference]).fetchone()
+        if row is None:
+            rating = conn.execute("SELECT office_id, service_id, created_at FROM feedback "
+                                  "WHERE reference = ?", [reference]).fetchone()
+            if rating is None:
+                return None
+            row = ("rating", rating[0], rating[1], rating[2], None)
+        reply = conn.execute("SELECT id, kind, prompt_key, file FROM case_replies WHERE "
+                             "reference = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+                             [reference]).fetchone()
+        return CaseSummary(reference, row[0] or "", row[1] or "", row[2] or "", row[3] or "",
+                           row[4], Reply(*reply) if reply else None)
+
+    def add_reply(self, reference: str, kind: str, *, prompt_key: str = "", file: str = "",
+                  duration_ms: int | None = None, by: str = "") -> int:
+        """A reply to a case: a recording (`file`, in the replies folder) or a standard reply
+        (`prompt_key`, recorded once as a prompt). The latest one is what callers hear."""
+        if kind not in REPLY_KINDS:
+            raise ValueError(f"a reply is one of {', '.join(REPLY_KINDS)}")
+        with self.patient() as conn, self._transaction(conn):
+            cursor = conn.execute(
+                "INSERT INTO case_replies (reference, kind, prompt_key, file, duration_ms, "
+                "created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [reference, kind, prompt_key or None, file or None, duration_ms, by, now()])
+        return int(cursor.lastrowid or 0)
+
+    def save_followup(self, *, sid: str, caller: str, reference: str, lang: str,
+                      recording_sid: str, recording_url: str,
+                      duration_s: int | None) -> str | None:
+        """A follow-up message on a case (from the Record action or the status callback,
+        named alike as recordings are); the case's reference, or None when it was empty."""
+        recording_sid = recording_identity(recording_sid, recording_url)
+        if not recording_sid or not has_sound(duration_s, recording_url):
+            return None
+        payload: dict[str, Any] = {
+            "sid": sid, "caller_hash": caller_hash(self.caller_key, caller),
+            "reference": reference, "lang": lang, "recording_sid": recording_sid,
+            "recording_url": recording_url, "duration_s": duration_s, "stamp": now()}
+        return self._durably("followup", payload, self._save_followup)
+
+    def _save_followup(self, *, sid: str, caller_hash: str, reference: str, lang: str,
+                       recording_sid: str, recording_url: str, duration_s: int | None,
+                       stamp: str) -> str:
+        caller_hash = caller_hash or self.call_caller_hash(sid)
+        self.db.execute(
+            "INSERT INTO case_followups (reference, call_sid, caller_hash, lang, duration_s, "
+            "recording_sid, recording_url, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(recording_sid) DO UPDATE SET "
+            "duration_s = max(coalesce(duration_s, excluded.duration_s), "
+            "coalesce(excluded.duration_s, duration_s)), "
+            "caller_hash = coalesce(nullif(caller_hash, ''), excluded.caller_hash), "
+            "recording_url = coalesce(nullif(excluded.recording_url, ''), recording_url), "
+            "updated_at = excluded.updated_at",
+            [reference, sid, caller_hash, lang, duration_s, recording_sid, recording_url,
+             stamp, stamp])
+        return reference
+
+
+LOOKUP_WRONG_PER_CALL = 3  # wrong references in one call, then no more lookups that day
+LOOKUP_WRONG_PER_DAY = 5  # wrong references per caller hash per Cambodian day
+REPLY_KINDS = ("recorded", "standard")
+
+
+def cambodia_day(moment: float | None = None) -> str:
+    """The date in Cambodia (UTC+7, no daylight saving) as YYYY-MM-DD."""
+    return time.strftime("%Y-%m-%d", time.gmtime((time.time() if moment is None else moment)
+                                                 + 7 * 3600))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A case's reply, as the line plays it."""
+
+    id: int
+    kind: str  # recorded | standard
+    prompt_key: str | None
+    file: str | None
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    reference: str
+    kind: str  # complaint | ombudsman-message | comment | rating
+    office: str
+    service: str
+    created_at: str  # UTC, ISO 8601
+    status: str | None  # new | reviewed | closed; None: a rating without a comment
+    reply: Reply | None
+
 
 def backup_database(database: Path, folder: Path, keep_days: int = 30) -> Path:
     """A consistent copy of the database while the line runs (SQLite's online backup, in
@@ -960,4 +1166,5 @@ APPLY: dict[str, Callable[..., Any]] = {
     "answer": Store._save_answer,
     "recording": Store._save_recording,
     "close": Store._close_call,
+    "followup": Store._save_followup,
 }

@@ -141,6 +141,18 @@ COMPLAINT_EMPTY = node("complaint/empty", "បណ្តឹង៖ ថតសំឡ
 # after a complaint or a message: its case reference
 CASE = node("case/<reference>", "លេខយោងករណី", "Case reference")
 
+# 5: hear about a message or rating left before, by its reference
+STATUS = node("hear-back", "ស្ថានភាពសារ៖ លេខយោង", "Message status: reference",
+              main=("5", "menu.main.status"))
+STATUS_CASE = node("hear-back/case", "ស្ថានភាពសារ៖ ព័ត៌មាន", "Message status: what became of it")
+STATUS_FOLLOWUP = node("hear-back/followup", "ស្ថានភាពសារ៖ សារបន្ថែម", "Message status: follow-up")
+STATUS_FOLLOWUP_RECORDED = node("hear-back/followup/recorded", "ស្ថានភាពសារ៖ សារបន្ថែម",
+                                "Message status: follow-up")
+STATUS_FOLLOWUP_EMPTY = node("hear-back/followup/empty", "ស្ថានភាពសារ៖ សារបន្ថែម",
+                             "Message status: follow-up")
+STATUS_FOLLOWUP_THANKS = node("hear-back/followup/thanks", "ស្ថានភាពសារ៖ សារបន្ថែម",
+                              "Message status: follow-up")
+
 # --- reading the table ----------------------------------------------------------------------
 
 def resolve(name: str) -> tuple[Node, dict[str, str]] | None:

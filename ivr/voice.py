@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 
 from ivr.flow import WELCOME, CallFlow
 from ivr.line import Line
+from ivr.status import FOLLOWUP_KIND
 from ivr.steps import CallInfo, Position
 from ivr.store import recording_duration
 
@@ -46,7 +47,7 @@ class FlaskUrls:
         if pos.attempt:
             query["a"] = pos.attempt
         for name, value in (("o", pos.office), ("s", pos.service), ("t", pos.topic),
-                            ("k", pos.keyed)):
+                            ("k", pos.keyed), ("c", pos.case)):
             if value:
                 query[name] = value
         if gather:
@@ -58,7 +59,7 @@ class FlaskUrls:
     def recording_callback(self, pos: Position, kind: str) -> str:
         """Where Twilio reports a finished recording, even after the caller hung up."""
         query = {"kind": kind, "lang": pos.lang, "o": pos.office, "s": pos.service,
-                 "t": pos.topic}
+                 "t": pos.topic, "c": pos.case}
         return url_for("voice.recording", _external=True,
                        **{k: v for k, v in query.items() if v})
 
@@ -188,7 +189,7 @@ def step(lang: str, node: str) -> Response:
                    office=request.args.get("o", ""), service=request.args.get("s", ""),
                    topic=request.args.get("t", ""),
                    keyed=keyed if keyed.isascii() and keyed.isdigit() and len(keyed) <= 20
-                   else "")
+                   else "", case=_reference(request.args.get("c", "")))
     digits = request.values.get("Digits") or None
     # A Gather's action without Digits: no key came (Somleng leaves Digits out, Twilio and
     # the simulator send it empty), as the Redirect after the Gather would say a second later.
@@ -215,7 +216,18 @@ def recording() -> Response:
     """Twilio's recordingStatusCallback: a recording is ready, perhaps after the caller hung
     up. The case it belongs to is created now if the Record action has not done it."""
     values = request.values
-    if values.get("RecordingStatus", "completed") == "completed":
+    if values.get("RecordingStatus", "completed") != "completed":
+        return twiml(NOTHING_TO_SAY)
+    if request.args.get("kind") == FOLLOWUP_KIND:  # a follow-up on a case (main menu 5)
+        reference = _reference(request.args.get("c", ""))
+        sid = values.get("CallSid", "")
+        if reference and line().store.looked_up(sid, reference):
+            line().store.save_followup(
+                sid=sid, caller="", reference=reference,
+                lang=request.args.get("lang", ""), recording_sid=values.get("RecordingSid", ""),
+                recording_url=values.get("RecordingUrl", ""),
+                duration_s=recording_duration(values.get("RecordingDuration")))
+    else:
         line().store.save_recording(
             # no From in this callback (Twilio's or Somleng's): the store takes the caller
             # hash from the call's own row
@@ -226,6 +238,11 @@ def recording() -> Response:
             recording_url=values.get("RecordingUrl", ""),
             duration_s=recording_duration(values.get("RecordingDuration")))
     return twiml(NOTHING_TO_SAY)
+
+
+def _reference(value: str) -> str:
+    """A case reference from a URL: six digits, or ""."""
+    return value if len(value) == 6 and value.isascii() and value.isdigit() else ""
 
 
 def _small_int(value: str | None, default: int, limit: int = 1000) -> int:

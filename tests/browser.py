@@ -21,8 +21,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
-    """A Playwright Browser on Debian's chromium; skips the test when either is missing."""
+def chromium(*extra: str) -> Iterator[Any]:
+    """A Playwright Browser on Debian's chromium (with `extra` arguments, such as the fake
+    microphone's); skips the test when either is missing."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium fonts-khmeros)")
     try:
@@ -30,7 +31,7 @@ def chromium() -> Iterator[Any]:
     except ImportError:
         pytest.skip("playwright is not installed (pip install playwright)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*ARGS, *extra],
                                              headless=True)
         try:
             yield browser

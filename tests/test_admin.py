@@ -61,7 +61,7 @@ def admin_rules(app) -> list:
 def url_of(rule) -> str:
     """A URL for the rule with plausible values, so only authentication can refuse it."""
     values = {"reference": "123456", "office_id": "poipet", "page": "scorecard",
-              "name": "offices"}
+              "name": "offices", "item": "1"}
     url = rule.rule
     for argument in rule.arguments:
         url = re.sub(rf"<(?:[a-z]+:)?{argument}>", values.get(argument, "x"), url)

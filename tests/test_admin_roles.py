@@ -53,6 +53,9 @@ def expected(endpoint: str, method: str, role: str, where: str, export: str = ""
         "admin.case": 403 if role not in cases else hidden or 200,
         "admin.case_status": 403 if role not in cases else hidden or 302,
         "admin.recording": 403 if role not in cases else hidden or 200,
+        "admin.followup_recording": 403 if role not in cases else 404,  # no such follow-up
+        "admin.reply_audio": 403 if role not in cases else 404,  # no such reply
+        "admin.case_reply": 403 if role not in cases else hidden or 400,  # nothing chosen
         "admin.users": 200 if role == "admin" else 403,
         "admin.audit": 200 if role == "admin" else 403,
         "admin.user_add": 400 if role == "admin" else 403,  # an empty form: refused, says why
@@ -107,7 +110,8 @@ def signed_in(app, role: str):
 def url_for_rule(rule, role: str, where: str, references: dict[str, str],
                  export: str = "") -> str:
     office = OWN[role] if where == "own" else OTHER
-    values = {"office_id": office, "reference": references[office], "name": "nobody"}
+    values = {"office_id": office, "reference": references[office], "name": "nobody",
+              "item": "999"}
     if rule.endpoint == "admin.export":
         values = {"page": export, "name": EXPORTS[export]}
     url = rule.rule

@@ -46,12 +46,12 @@ def action(response) -> str:
     return etree.fromstring(str(response).encode()).find("Gather").get("action")
 
 
-def test_main_menu_offers_the_four_branches(flow):
+def test_main_menu_offers_the_five_branches(flow):
     outcome = flow.answer(Position("en", "main"), None)
     text = " ".join(said(outcome.response))
-    for digit in "1234":
+    for digit in "12345":
         assert f"press {digit}." in text
-    assert "press 5" not in text
+    assert "press 6" not in text
     assert action(flow.answer(Position("en", "main"), "2").response).startswith("/en/rate/office")
     assert action(flow.answer(Position("en", "main"), "3").response).startswith(
         "/en/ombudsman/office")

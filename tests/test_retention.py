@@ -175,3 +175,33 @@ def test_credentials_go_only_to_the_trusted_host(settings, provider):
     assert result.exit_code == 1 and "not sent: host 'evil.example'" in result.output
     assert provider.sent == []
     assert stored(settings)[cases["old"]][0] == "https://evil.example/Recordings/0"
+
+
+def test_a_purged_case_takes_its_follow_ups_and_recorded_replies_with_it(settings, provider):
+    """Issue 15: a case's follow-up messages are deleted at the provider with it, and its
+    recorded replies' files here; a case not due keeps both."""
+    from ivr import replies
+
+    app = create_app(settings)
+    cases = make_cases(app, TWILIO)
+    store = app.extensions["ivr"].store
+    folder = replies.folder_of(settings.database)
+    names = {}
+    for name in ("old", "recent"):
+        store.save_followup(sid=f"CAF{name}", caller="+85510000000", reference=cases[name],
+                            lang="km", recording_sid=f"FU{name}",
+                            recording_url=f"{TWILIO}F{name}", duration_s=5)
+        names[name] = replies.keep(folder, b"RIFF-telephone-audio")
+        store.add_reply(cases[name], "recorded", file=names[name], duration_ms=1000)
+    result = purge(settings)
+    assert result.exit_code == 0, result.output
+    deleted = {url for method, url, _ in provider.sent if method == "DELETE"}
+    assert f"{TWILIO}Fold.json" in deleted and f"{TWILIO}Frecent.json" not in deleted
+    with sqlite3.connect(settings.database) as conn:
+        urls = dict(conn.execute("SELECT reference, recording_url FROM case_followups"))
+        files = dict(conn.execute("SELECT reference, file FROM case_replies"))
+    assert urls == {cases["old"]: "", cases["recent"]: f"{TWILIO}Frecent"}
+    assert files == {cases["old"]: None, cases["recent"]: names["recent"]}
+    assert not (folder / names["old"]).exists() and (folder / names["recent"]).exists()
+    (detail,) = [d for _, t, d in purge_audit(settings) if t == cases["old"]]
+    assert "1 follow-up(s) deleted; 1 recorded reply deleted" in detail

@@ -86,7 +86,7 @@ def test_names_resolve_to_their_rows_and_back():
     assert tree.kind("nowhere") == "?"
     assert [row.main for row in tree.main_items()] == [
         ("1", "menu.main.services"), ("2", "menu.main.rate"), ("3", "menu.main.ombudsman"),
-        ("4", "menu.main.complaint")]
+        ("4", "menu.main.complaint"), ("5", "menu.main.status")]
 
 
 def test_every_node_name_is_spelt_in_the_table_only():
@@ -212,7 +212,7 @@ def test_every_module_imports_alone_and_in_any_order():
 
 
 def test_a_main_menu_item_is_a_row_a_builder_and_its_prompts(tmp_path, monkeypatch):
-    """What adding main-menu item 5 takes: one row, one builder, a prompt line per language."""
+    """What adding a main-menu item (6) takes: one row, one builder, a prompt line per language."""
     from ivr.audio import AudioLibrary
     from ivr.flow import CallFlow
     from ivr.prompts import PromptBook, load_wording
@@ -221,7 +221,7 @@ def test_a_main_menu_item_is_a_row_a_builder_and_its_prompts(tmp_path, monkeypat
     monkeypatch.setattr(tree, "TABLE", list(tree.TABLE))
     monkeypatch.setattr(tree, "_BY_HEAD", {k: list(v) for k, v in tree._BY_HEAD.items()})
     # the row
-    status = tree.node("status", "ស្ថានភាពសារ", "Message status", main=("5", "menu.main.status"))
+    status = tree.node("opinion", "មតិ", "Opinion", main=("6", "menu.main.opinion"))
 
     # the builder
     @status.builder
@@ -229,10 +229,10 @@ def test_a_main_menu_item_is_a_row_a_builder_and_its_prompts(tmp_path, monkeypat
         return Menu(["menu.main.intro"], back=Position(pos.lang, tree.MAIN.path()))
 
     # the prompt lines
-    for lang, line in (("en", "To hear about a message you left, press 5."),
-                       ("km", "ដើម្បីស្តាប់អំពីសារដែលអ្នកបានទុក សូមចុចលេខប្រាំ។")):
+    for lang, line in (("en", "To give an opinion, press 6."),
+                       ("km", "ដើម្បីផ្តល់មតិ សូមចុចលេខប្រាំមួយ។")):
         text = (ROOT / "prompts" / f"{lang}.yaml").read_text(encoding="utf-8")
-        text = text.replace("\nsentences:\n", f"\nsentences:\n  menu.main.status: {line}\n", 1)
+        text = text.replace("\nsentences:\n", f"\nsentences:\n  menu.main.opinion: {line}\n", 1)
         (tmp_path / f"{lang}.yaml").write_text(text, encoding="utf-8")
 
     catalog = load_catalog(ROOT / "catalog.yaml")
@@ -252,7 +252,7 @@ def test_a_main_menu_item_is_a_row_a_builder_and_its_prompts(tmp_path, monkeypat
 
     flow = CallFlow(catalog, book, AudioLibrary(tmp_path / "audio"), Urls())
     main = str(flow.answer(Position("en", "main"), None).response)
-    assert "press 4.</Say><Say language=\"en-US\">To hear about a message you left" in main
-    assert '<Gather action="/en/status"' in str(flow.answer(Position("en", "main"), "5").response)
-    assert tree.label(catalog, "status", "en") == "Message status"
-    assert tree.kind("status") == "status"
+    assert "press 5.</Say><Say language=\"en-US\">To give an opinion" in main
+    assert '<Gather action="/en/opinion"' in str(flow.answer(Position("en", "main"), "6").response)
+    assert tree.label(catalog, "opinion", "en") == "Opinion"
+    assert tree.kind("opinion") == "opinion"

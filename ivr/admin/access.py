@@ -23,6 +23,9 @@ ACCESS: dict[str, frozenset[str]] = {
     "case": frozenset({"admin", "ombudsman"}),
     "case_status": frozenset({"admin", "ombudsman"}),
     "recording": frozenset({"admin", "ombudsman"}),
+    "followup_recording": frozenset({"admin", "ombudsman"}),
+    "case_reply": frozenset({"admin", "ombudsman"}),  # who may handle the case: reply to it
+    "reply_audio": frozenset({"admin", "ombudsman"}),
     "export": EVERYONE,  # then per exported page: EXPORT_PAGES
     "users": frozenset({"admin"}),
     "user_add": frozenset({"admin"}),

@@ -14,9 +14,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import Response, abort, flash, redirect, request, send_file, url_for
 from werkzeug.wrappers import Response as Reply  # what redirect() makes
 
+from ivr import replies
 from ivr.admin.scorecards import office_choices, office_name, service_name
 from ivr.admin.web import (
     CASE_KINDS,
@@ -28,6 +29,7 @@ from ivr.admin.web import (
     check_page,
     context,
     deny,
+    lang,
     line,
     name_of,
     page_number,
@@ -43,6 +45,8 @@ from ivr.store import CASE_STATUSES
 
 log = logging.getLogger("ivr.admin")
 PAGE_SIZE = 50
+STANDARD_REPLIES = ("reply.standard.received", "reply.standard.resolved",
+                    "reply.standard.more")  # prompts: recorded once, heard in the caller's language
 CASE_COLUMNS = ("id", "reference", "kind", "topic", "office_id", "service_id", "lang",
                 "duration_s", "recording_url", "status", "note", "created_at", "updated_at",
                 "closed_at", "purged_at")
@@ -212,7 +216,36 @@ def case(reference: str) -> str:
              "service": service_name(catalog, found["service_id"]) if found["service_id"]
              else "", "topic": name_of(topic.name, "") if topic else found["topic"] or ""}
     return render("admin/case.html", case=found, names=names, statuses=CASE_STATUSES,
-                  when=when, problem=player_problem(found))
+                  when=when, problem=player_problem(found), thread=thread(reference),
+                  standard=standard_replies(), formats=", ".join(replies.FORMATS))
+
+
+def standard_replies() -> list[tuple[str, str]]:
+    """(prompt key, its words in the page's language) for each standard reply."""
+    book = line().book
+    language = lang()
+    return [(key, book.text(key, language) if book.has(key, language) else key)
+            for key in STANDARD_REPLIES]
+
+
+def thread(reference: str) -> list[dict[str, Any]]:
+    """The case's follow-up messages and replies, oldest first (the message itself is the
+    page's head)."""
+    conn = line().store.patient_db.conn
+    items: list[dict[str, Any]] = []
+    for row in conn.execute("SELECT id, created_at, duration_s, recording_url FROM "
+                            "case_followups WHERE reference = ? ORDER BY created_at, id",
+                            [reference]):
+        items.append({"type": "followup", "id": row[0], "at": row[1], "duration_s": row[2],
+                      "playable": bool(row[3])})
+    for row in conn.execute("SELECT id, created_at, kind, prompt_key, created_by, duration_ms, "
+                            "coalesce(file, '') <> '' FROM case_replies WHERE reference = ? "
+                            "ORDER BY created_at, id", [reference]):
+        items.append({"type": "reply", "id": row[0], "at": row[1], "kind": row[2],
+                      "prompt_key": row[3], "by": row[4] or "",
+                      "duration_s": round((row[5] or 0) / 1000, 1), "has_file": bool(row[6])})
+    items.sort(key=lambda item: (item["at"] or "", item["type"] == "reply", item["id"]))
+    return items
 
 
 @bp.post("/cases/<reference>/status")
@@ -236,13 +269,30 @@ def case_status(reference: str) -> Reply:
 def recording(reference: str) -> Response:
     """The recording, fetched from the provider with our credentials and passed through:
     the provider's URL never reaches the browser."""
-    settings = line().settings
     found = own_case(reference)
-    fmt = "wav" if request.args.get("format") == "wav" else "mp3"
     if found["purged_at"]:
         deny(410, "recording.purged", day=when(found["purged_at"])[:10])
+    return stream_recording(reference, found["recording_url"] or "", f"case-{reference}")
+
+
+@bp.get("/cases/<reference>/followups/<int:item>/recording")
+def followup_recording(reference: str, item: int) -> Response:
+    """A follow-up message of the case, streamed like the case's own recording."""
+    found = own_case(reference)
+    if found["purged_at"]:
+        deny(410, "recording.purged", day=when(found["purged_at"])[:10])
+    row = line().store.patient_db.conn.execute(
+        "SELECT recording_url FROM case_followups WHERE id = ? AND reference = ?",
+        [item, reference]).fetchone()
+    if row is None:
+        abort(404)
+    return stream_recording(reference, row[0] or "", f"case-{reference}-followup-{item}")
+
+
+def stream_recording(reference: str, recorded: str, name: str) -> Response:
+    settings = line().settings
+    fmt = "wav" if request.args.get("format") == "wav" else "mp3"
     hosts = settings.recording_hosts
-    recorded = found["recording_url"] or ""
     url = provider_url(recorded, fmt, hosts)
     if url is None:  # nothing is requested: our credentials go nowhere
         log.error("recording of case %s not fetched (provider %s): %s", reference,
@@ -264,7 +314,8 @@ def recording(reference: str) -> Response:
                   upstream.status_code, reference)
         deny(502, "recording.provider_refused")
     download = request.args.get("download") is not None
-    audit("recording.download" if download else "recording.play", reference, fmt)
+    audit("recording.download" if download else "recording.play", reference,
+          fmt if name == f"case-{reference}" else f"{fmt} {name}")
 
     def body() -> Iterator[bytes]:
         try:
@@ -274,11 +325,70 @@ def recording(reference: str) -> Response:
 
     headers = {"Cache-Control": "private, no-store",
                "Content-Disposition": f'{"attachment" if download else "inline"}; '
-                                      f'filename="case-{reference}.{fmt}"'}
+                                      f'filename="{name}.{fmt}"'}
     if upstream.headers.get("Content-Length", "").isdigit():
         headers["Content-Length"] = upstream.headers["Content-Length"]
     return Response(body(), mimetype="audio/mpeg" if fmt == "mp3" else "audio/wav",
                     headers=headers)
+
+
+@bp.before_app_request
+def _reply_upload_limit() -> None:
+    """A reply's audio is larger than a webhook: its form alone may carry MAX_BYTES (and
+    the CSRF check, which reads the form, runs after this)."""
+    if request.endpoint == "admin.case_reply":
+        request.max_content_length = replies.MAX_BYTES + 64 * 1024
+
+
+@bp.post("/cases/<reference>/reply")
+def case_reply(reference: str) -> Reply:
+    """A reply: a recording from the browser or a file (converted for the telephone), or a
+    standard reply. Callers who key the reference hear the latest one. A new case becomes
+    "reviewed" (audited as a status change)."""
+    found = own_case(reference)
+    store = line().store
+    upload = request.files.get("audio")
+    data = upload.read(replies.MAX_BYTES + 1) if upload is not None else b""
+    choice = request.form.get("standard", "")
+    if data:
+        try:
+            wav, duration_ms = replies.to_telephone_wav(data)
+        except replies.ReplyError as exc:
+            log.info("reply to case %s refused: %s", reference, exc)
+            deny(400, exc.key, formats=", ".join(replies.FORMATS))
+        name = replies.keep(replies.folder_of(line().settings.database), wav)
+        store.add_reply(reference, "recorded", file=name, duration_ms=duration_ms,
+                        by=user().name)
+        audit("case.reply", reference, f"recorded reply, {duration_ms / 1000:.1f} s")
+    elif choice in STANDARD_REPLIES:
+        store.add_reply(reference, "standard", prompt_key=choice, by=user().name)
+        audit("case.reply", reference, f"standard reply {choice}")
+    else:
+        deny(400, "reply.error.choose")
+    if found["status"] == "new":
+        store.set_case_status(reference, "reviewed", found["note"] or "")
+        audit("case.update", reference, "status new -> reviewed (replied)")
+    log.info("case %s replied", reference)
+    flash(t("reply.saved"))
+    return redirect(url_for("admin.case", reference=reference))
+
+
+@bp.get("/cases/<reference>/replies/<int:item>.wav")
+def reply_audio(reference: str, item: int) -> Response:
+    """A recorded reply, as the caller hears it (from the replies folder, never public)."""
+    own_case(reference)
+    row = line().store.patient_db.conn.execute(
+        "SELECT file FROM case_replies WHERE id = ? AND reference = ? AND kind = 'recorded'",
+        [item, reference]).fetchone()
+    if row is None or not row[0] or "/" in row[0] or row[0].startswith("."):
+        abort(404)
+    path = replies.folder_of(line().settings.database) / row[0]
+    if not path.is_file() or path.is_symlink():
+        abort(404)
+    audit("reply.play", reference, str(item))
+    response = send_file(path, mimetype="audio/wav", conditional=True)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def exports(catalog: Catalog, conn: sqlite3.Connection, filters: Filters,

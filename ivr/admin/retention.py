@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -97,9 +98,10 @@ def purge(conn: sqlite3.Connection, settings: Settings, dry_run: bool = False,
             conn.execute("UPDATE recordings SET recording_url = '', note = NULL, purged_at = ? "
                          "WHERE reference = ?", [now(), case.reference])
             outcome.deleted.append(case)
+            thread = purge_thread(conn, settings, case.reference)
             accounts.audit(conn, who, "", "purge.delete", case.reference,
-                           _what(case, "recording and note deleted at the provider and here"),
-                           "local")
+                           _what(case, "recording and note deleted at the provider and here"
+                                 + thread), "local")
         else:
             if case.has_note:
                 conn.execute("UPDATE recordings SET note = NULL WHERE reference = ?",
@@ -109,6 +111,34 @@ def purge(conn: sqlite3.Connection, settings: Settings, dry_run: bool = False,
                            _what(case, f"recording kept: {problem}"
                                  + ("; note deleted" if case.has_note else "")), "local")
     return listed, outcome
+
+
+def purge_thread(conn: sqlite3.Connection, settings: Settings, reference: str) -> str:
+    """With a purged case go its follow-up messages (at the provider and here) and its
+    recorded replies (their files); what was done, for the audit log."""
+    kept = deleted = 0
+    for row_id, url in conn.execute("SELECT id, recording_url FROM case_followups WHERE "
+                                    "reference = ? AND coalesce(recording_url, '') <> ''",
+                                    [reference]).fetchall():
+        if delete_at_provider(settings, url) is None:
+            conn.execute("UPDATE case_followups SET recording_url = '' WHERE id = ?", [row_id])
+            deleted += 1
+        else:
+            kept += 1
+    folder = Path(settings.database).parent / "replies"
+    files = conn.execute("SELECT id, file FROM case_replies WHERE reference = ? AND "
+                         "coalesce(file, '') <> ''", [reference]).fetchall()
+    for row_id, name in files:
+        if "/" not in name and not name.startswith("."):
+            (folder / name).unlink(missing_ok=True)
+        conn.execute("UPDATE case_replies SET file = NULL WHERE id = ?", [row_id])
+    said = ""
+    if deleted or kept:
+        said += f"; {deleted} follow-up(s) deleted" + (f", {kept} kept at the provider"
+                                                        if kept else "")
+    if files:
+        said += f"; {len(files)} recorded repl{'y' if len(files) == 1 else 'ies'} deleted"
+    return said
 
 
 def _what(case: Due, said: str) -> str:

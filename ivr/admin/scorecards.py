@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ def splits_of(catalog: Catalog) -> list[Question]:
 def figure_key(column: str) -> str:
     """A figure's short name in column keys and wording: 'yes share' -> 'share'."""
     return column.split()[-1]
+# who sees the cases' follow-ups and reply times: an office chief sees no case, not even
+# counted (README, Roles); scoped roles see their own offices only, as on every table
+REPLY_ROLES = frozenset({"admin", "ombudsman", "analyst"})
 
 
 @dataclass
@@ -298,7 +302,8 @@ class Scorecard:
 
 
 def scorecard_tables(catalog: Catalog, conn: sqlite3.Connection, filters: Filters,
-                     pages: tuple[str, ...] = ("offices", "services", "months")) -> Scorecard:
+                     pages: tuple[str, ...] = ("offices", "services", "months", "replies")
+                     ) -> Scorecard:
     """The scorecard: by office, by service, by month (with gender split), and the trend
     charts; the printable page for one office is the same without the office table."""
     cells = tally_cells(conn, catalog, filters)
@@ -325,12 +330,74 @@ def scorecard_tables(catalog: Catalog, conn: sqlite3.Connection, filters: Filter
         score_columns(catalog, Column("name", t("col.month"),
                                       lambda k: month_label(k).replace("\n", " "))),
         score_rows(catalog, by_month, [m for m, _ in months], lambda k: k))
+    if "replies" in pages and user().role in REPLY_ROLES:
+        tables["replies"] = reply_table(catalog, conn, filters)
     answered = {c.office for c in cells}
     silent = [office_name(catalog, o.id) for o in catalog.offices
               if o.id not in answered and not filters.office
               and (shown is None or o.id in shown)]
     return Scorecard(tables, trend_charts(catalog, by_month, months), silent,
                      any(partial for _, partial in months))
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _days_between(start: str, end: str) -> float | None:
+    try:
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() / 86400
+    except (TypeError, ValueError):
+        return None
+
+
+def reply_rows(conn: sqlite3.Connection, filters: Filters) -> dict[str, dict[str, Any]]:
+    """Per office: its cases received in the filters' days, their follow-up messages, how
+    many got a reply, and the median days from a case's receipt to its first reply."""
+    clauses, args = [], []
+    for clause, value in (("r.created_at >= ?", filters.since), ("r.created_at < ?",
+                          filters.until), ("r.service_id = ?", filters.service)):
+        if value:
+            clauses.append(clause)
+            args.append(value)
+    offices, office_args = filters.office_clause("r.office_id")
+    if offices:
+        clauses.append(offices)
+        args += office_args
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    found: dict[str, dict[str, Any]] = {}
+    days: dict[str, list[float]] = defaultdict(list)
+    for office, received, first_reply, followups in conn.execute(
+            "SELECT r.office_id, r.created_at, (SELECT min(created_at) FROM case_replies "
+            "WHERE reference = r.reference), (SELECT count(*) FROM case_followups WHERE "
+            f"reference = r.reference) FROM recordings r{where}", args):
+        row = found.setdefault(office or "", {"cases": 0, "followups": 0, "replied": 0})
+        row["cases"] += 1
+        row["followups"] += followups
+        if first_reply:
+            row["replied"] += 1
+            waited = _days_between(received, first_reply)
+            if waited is not None:
+                days[office or ""].append(max(0.0, waited))
+    for office, row in found.items():
+        row["median_reply"] = median(days[office])
+    return found
+
+
+def show_days(value: Any) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def reply_table(catalog: Catalog, conn: sqlite3.Connection, filters: Filters) -> Table:
+    found = reply_rows(conn, filters)
+    known = [o.id for o in catalog.offices]
+    rows = [{"name": office_name(catalog, office), **found[office]}
+            for office in _ordered(iter(found), known)]
+    return Table("replies", t("table.replies"), [
+        Column("name", t("col.office")), Column("cases", t("col.cases"), show_count, True),
+        Column("followups", t("col.followups"), show_count, True),
+        Column("replied", t("col.replied"), show_count, True),
+        Column("median_reply", t("col.median_reply"), show_days, True)], rows)
 
 
 def trend_charts(catalog: Catalog, by_month: Mapping[str, Mapping[str, Tally]],

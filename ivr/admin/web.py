@@ -286,8 +286,8 @@ def headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
-        "media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'")
+        "media-src 'self' blob:; connect-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'")  # blob: a reply recorded in the page
     return response
 
 
