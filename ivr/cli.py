@@ -181,6 +181,30 @@ def backup(folder: str, keep_days: int) -> None:
     click.echo(f"{settings.database} copied to {copy}")
 
 
+@main.command()
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="Threads placing calls.")
+def worker(workers: int) -> None:
+    """Place the line's outbound calls: callbacks and post-visit feedback calls
+    (deploy/systemd/owso-ivr-worker.service)."""
+    from ivr.worker import Queue, queue_location
+
+    try:
+        settings = Settings.from_env().resolved()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    missing = [name for name, value in (("IVR_OUTBOUND_KEY", settings.outbound_key),
+                                        ("IVR_PUBLIC_URL", settings.public_url),
+                                        ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid))
+               if not value]
+    if missing:
+        raise click.ClickException(f"{', '.join(missing)} not set: the worker cannot place "
+                                   "calls (README, \"Calls the line places\").")
+    click.echo(f"placing outbound calls (queue {queue_location(settings)}, database "
+               f"{settings.database})", err=True)
+    Queue(settings).run(workers)
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def render(ctx: click.Context) -> None:
