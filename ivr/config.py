@@ -134,6 +134,15 @@ class Settings:
             problem = api_url_problem(self.somleng_api_url)
             if problem:
                 raise RuntimeError(f"IVR_SOMLENG_API_URL {self.somleng_api_url!r}: {problem}.")
+        if self.twilio_api_url != "https://api.twilio.com":
+            parts = urlsplit(self.twilio_api_url)
+            local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+            problem = None if local else api_url_problem(self.twilio_api_url)
+            if problem:
+                raise RuntimeError(f"IVR_TWILIO_API_URL {self.twilio_api_url!r}: {problem}.")
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise RuntimeError(f"IVR_PUBLIC_URL {self.public_url!r}: it must be the line's "
+                               "public address, e.g. https://ivr.example.org.")
         for host in self.recording_hosts_override:
             if not HOST_NAME.fullmatch(host):
                 raise RuntimeError(

@@ -419,3 +419,57 @@ def test_two_means_refused_this_time(line_settings, api, carrier):
         api.placed[0], api.sids[0], keys=["2"])
     assert row(app, "SELECT state, disposition FROM outbound_calls") == ("done", "refused")
     assert row(app, "SELECT count(*) FROM opt_outs") == (0,)
+
+
+# --- the admin page: registering visitors ----------------------------------------------------
+
+
+@pytest.mark.parametrize("carrier", ["twilio"])
+def test_office_staff_register_visitors_one_by_one_and_by_csv(line_settings, api, tmp_path,
+                                                              caplog):
+    from ivr.admin import accounts
+    from tests.support import csrf_of, log_in
+
+    caplog.set_level(logging.DEBUG)
+    app = create_app(line_settings, admin_password="correct horse battery staple")
+    line = app.extensions["ivr"]
+    office, service = office_and_service(app)
+    client = app.test_client()
+    log_in(client, "correct horse battery staple")  # the first administrator, admin
+    conn = line.store.patient_db.conn
+    accounts.add_user(conn, "chief", "office", [office], "a long role password",
+                      [o.id for o in line.catalog.offices])
+    client = app.test_client()
+    token = csrf_of(client.get("/admin/login").get_data(as_text=True))
+    assert client.post("/admin/login", data={"csrf": token, "username": "chief",
+                                             "password": "a long role password"}
+                       ).status_code == 302
+    page = client.get("/admin/visitors").get_data(as_text=True)
+    token = csrf_of(page)
+    form = {"csrf": token, "number": "012 345 678", "office": office, "service": service,
+            "lang": "km"}
+    assert client.post("/admin/visitors", data=form).status_code == 400  # no consent
+    assert client.post("/admin/visitors", data={**form, "office": "battambang",
+                                                "consent": "yes"}).status_code == 400
+    done = client.post("/admin/visitors", data={**form, "consent": "yes"})
+    assert done.status_code == 302
+    line.store.db.execute("INSERT INTO opt_outs VALUES (?, 'x')",
+                          [caller_hash(b"test-caller-key", "+85512000009")])
+    upload = (f"number,office,service\n+85512000008,{office},{service}\n"
+              f"012000009,{office},{service}\nnot-a-number,{office},{service}\n")
+    reply = client.post("/admin/visitors", data={"csrf": token, "csv": (
+        __import__("io").BytesIO(upload.encode()), "visitors.csv")},
+        content_type="multipart/form-data")
+    text = reply.get_data(as_text=True)
+    assert reply.status_code == 200
+    # the page is in Khmer (its default): "line 2: ...", "line 3: ..." refused, never a number
+    assert "បន្ទាត់ទី 2៖" in text and "បន្ទាត់ទី 3៖" in text and "បន្ទាត់ទី 1៖" not in text
+    assert "012000009" not in text and "not-a-number" not in text
+    assert row(app, "SELECT count(*), min(office_id), max(office_id) FROM outbound_calls"
+               ) == (2, office, office)
+    assert '<tr data-office="' + office in client.get("/admin/visitors").get_data(as_text=True)
+    audit = line.store.db.execute("SELECT * FROM audit_log WHERE action = 'visitor.add'"
+                                  ).fetchall()
+    assert len(audit) == 2
+    for form_of in ("012 345 678", "012345678", "85512345678", "85512000008", "012000009"):
+        assert form_of not in str(audit) and form_of not in caplog.text
