@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import requests
 from cryptography.fernet import Fernet, InvalidToken
 
+from ivr import tree
 from ivr.config import Settings
 from ivr.store import Store, caller_hash, e164
 
@@ -310,7 +311,8 @@ class Outbound:
             return False
         base = self.settings.public_url
         query = {"o": office, "s": service} if kind == "survey" else {}
-        url = (f"{base}/voice/{lang or 'km'}/survey?{urlencode(query)}" if kind == "survey"
+        node = tree.SURVEY_CALL.path()
+        url = (f"{base}/voice/{lang or 'km'}/{node}?{urlencode(query)}" if kind == "survey"
                else f"{base}/voice")
         status_url = f"{base}/voice/outbound/status?{urlencode({'ob': row_id})}"
         from_ = self.settings.outbound_from or self.settings.caller_id or ""

@@ -295,7 +295,7 @@ def test_a_registered_visitor_is_called_after_the_days_and_rates_that_service(
     placed = api.placed[0]
     assert placed["To"] == NUMBER
     url = urlsplit(placed["Url"])
-    assert url.path == "/voice/km/survey"
+    assert url.path == "/voice/km/visit-call"
     assert parse_qs(url.query) == {"o": [office], "s": [service]}
 
     sim = Simulator(app, TOKEN, carrier=carrier, base_url=PUBLIC)
