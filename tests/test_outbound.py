@@ -473,3 +473,37 @@ def test_office_staff_register_visitors_one_by_one_and_by_csv(line_settings, api
     assert len(audit) == 2
     for form_of in ("012 345 678", "012345678", "85512345678", "85512000008", "012000009"):
         assert form_of not in str(audit) and form_of not in caplog.text
+
+
+@pytest.mark.parametrize("carrier", ["twilio"])
+def test_the_scorecard_shows_post_visit_ratings_apart_from_callers_who_rang_in(
+        line_settings, api, carrier):
+    import csv
+    import io
+
+    from tests.test_admin import log_in
+
+    app = create_app(line_settings, admin_password="correct horse battery staple")
+    office, service = office_and_service(app)
+    clock = Clock(datetime(2026, 12, 1, tzinfo=timezone.utc))
+    worker = worker_of(app, line_settings, clock)
+    worker.outbound.register_visitor(NUMBER, office, service, due=clock.at_cambodia(2, 9))
+    worker.outbound.dispatch_due()
+    sim = Simulator(app, TOKEN, carrier=carrier, base_url=PUBLIC)
+    sim.receive(api.placed[0], api.sids[0], keys=["1", "2", "2", "1", "9", "2"])  # quality 2
+    # setup: a rating of 5 from a caller who rang in, stored as the rating menu stores it
+    line = app.extensions["ivr"]
+    line.store.save_answer("CA" + "7" * 32, "+85512000077", office, service, "km", "quality",
+                           "5")
+    client = app.test_client()
+    log_in(client, "correct horse battery staple")
+    with client.session_transaction() as session:
+        session["lang"] = "en"
+    reply = client.get(f"/admin/export/scorecard/offices.csv?office={office}")
+    assert reply.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(reply.get_data(as_text=True))))
+    quality = next(k for k in rows[0] if "mean" in k.lower() and "quality" in k.lower())
+    by_group = {r["Group"]: (r["Responses"], r[quality]) for r in rows}
+    assert by_group["Everyone"] == ("2", "3.5")
+    assert by_group["Rang in"] == ("1", "5.0")
+    assert by_group["Called after a visit"] == ("1", "2.0")
