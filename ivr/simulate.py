@@ -46,7 +46,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 from twilio.request_validator import RequestValidator
 
 __all__ = [
-    "CARRIERS", "Call", "CallEngine", "Callback", "Carrier", "Dial", "DialInfo",
+    "CARRIERS", "Call", "CallEngine", "Callback", "Carrier", "CarrierCalls", "Dial", "DialInfo",
     "FlaskTransport", "Gather", "GatherInfo", "Hangup", "HttpTransport", "Input", "Keys", "Pause",
     "Play", "Prompt", "Record", "RecordInfo", "RecordPrompt", "Redirect", "Reject", "Reply",
     "Request", "SOMLENG", "Say", "SimulatorError", "Simulator", "Step", "TWILIO", "Transcript",
@@ -1004,6 +1004,26 @@ class CallEngine:
         if status == "completed":
             extra["DialCallDuration"] = str(seconds)
         return verb.action, verb.method, extra, False
+
+
+# --- the carrier's REST API, for calls the app places ----------------------------------------
+
+
+class CarrierCalls:
+    """The Calls resource as the simulated carrier takes a request to place a call (what
+    ivr.outbound posts to Twilio's or Somleng's API): kept in `placed` with the sid it gets,
+    for `Simulator.receive` to ring the person."""
+
+    def __init__(self, carrier: Carrier = TWILIO):
+        self.carrier = carrier
+        self.placed: list[tuple[dict[str, str], str]] = []
+
+    def place(self, to: str, from_: str, url: str, status_callback: str) -> str:
+        sid = self.carrier.new_call_sid()
+        self.placed.append(({"To": to, "From": from_, "Url": url, "Method": "POST",
+                             "StatusCallback": status_callback,
+                             "StatusCallbackMethod": "POST"}, sid))
+        return sid
 
 
 # --- the simulator ---------------------------------------------------------------------------

@@ -507,3 +507,22 @@ def test_the_scorecard_shows_post_visit_ratings_apart_from_callers_who_rang_in(
     assert by_group["Everyone"] == ("2", "3.5")
     assert by_group["Rang in"] == ("1", "5.0")
     assert by_group["Called after a visit"] == ("1", "2.0")
+
+
+def test_ivr_call_shows_a_missed_call_and_its_call_back(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from ivr.cli import main as cli
+
+    for name, value in (("IVR_DATABASE", tmp_path / "ivr.db"), ("IVR_AUDIO_DIR",
+                        tmp_path / "audio"), ("IVR_CATALOG", ROOT / "catalog.yaml"),
+                        ("IVR_PROMPTS", ROOT / "prompts")):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    result = CliRunner().invoke(cli, ["call", "--callback", "--keys", "2"])
+    assert result.exit_code == 0, result.output
+    missed, _, back = result.output.partition("--- the line calls back ---")
+    assert "call ended by rejected" in missed and "POST" not in missed.replace(
+        "POST http://localhost/voice/callback", "")
+    assert "POST http://localhost/voice [200]" in back and "Main menu." in back
+    assert "status callback http://localhost/voice/outbound/status?ob=1 completed" in back
