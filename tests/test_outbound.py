@@ -526,3 +526,20 @@ def test_ivr_call_shows_a_missed_call_and_its_call_back(monkeypatch, tmp_path):
         "POST http://localhost/voice/callback", "")
     assert "POST http://localhost/voice [200]" in back and "Main menu." in back
     assert "status callback http://localhost/voice/outbound/status?ob=1 completed" in back
+
+
+@pytest.mark.parametrize("carrier", ["twilio"])
+def test_the_outbound_webhooks_check_the_signature_and_never_fail(line_settings, api):
+    from tests.support import Twilio
+
+    app = create_app(line_settings)
+    client = app.test_client()
+    for path in ("/voice/callback", "/voice/outbound/status?ob=1"):
+        assert client.post(path, data={"From": NUMBER, "CallSid": "CA1"}).status_code == 403
+    twilio = Twilio(app, base=PUBLIC)
+    for junk in ("x", "-1", "99999999999999999999999", "7"):
+        reply = twilio.post(f"/voice/outbound/status?ob={junk}", {"CallStatus": "busy"})
+        assert reply.status_code == 200 and reply.get_data(as_text=True).endswith(
+            "<Response />")
+    assert row(app, "SELECT count(*) FROM outbound_calls") == (0,)
+    assert api.placed == []
