@@ -21,16 +21,16 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
-
-import requests
-from cryptography.fernet import Fernet, InvalidToken
 
 from ivr import tree
 from ivr.config import Settings
 from ivr.store import Store, caller_hash, e164
+
+if TYPE_CHECKING:  # requests and cryptography are imported when first needed: the line's
+    import requests  # workers boot without them (start-up time, PITFALLS "Deployment")
 
 log = logging.getLogger(__name__)
 CAMBODIA = ZoneInfo("Asia/Phnom_Penh")
@@ -83,13 +83,21 @@ class Sealer:
     """Encrypts a number for the time it waits for its call (Fernet: AES-128-CBC + HMAC)."""
 
     def __init__(self, key: str):
+        from cryptography.fernet import Fernet
+
         self._fernet = Fernet(key.encode())
 
     def seal(self, number: str) -> str:
         return self._fernet.encrypt(number.encode()).decode()
 
-    def open(self, token: str) -> str:
-        return self._fernet.decrypt(token.encode()).decode()
+    def open(self, token: str) -> str | None:
+        """The number, or None when the token was not sealed with this key."""
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            return None
 
 
 # --- the carrier's REST API ---------------------------------------------------------------------
@@ -117,6 +125,8 @@ class CarrierApi:
 
     def __init__(self, settings: Settings, session: requests.Session | None = None,
                  timeout: float = 10.0):
+        import requests
+
         base = (settings.somleng_api_url if settings.provider == "somleng"
                 else settings.twilio_api_url)
         self.base = (base or "https://api.twilio.com").rstrip("/")
@@ -127,6 +137,8 @@ class CarrierApi:
 
     def place(self, to: str, from_: str, url: str, status_callback: str) -> str:
         """Start a call; returns its CallSid (CarrierError when refused)."""
+        import requests
+
         endpoint = f"{self.base}/{API_VERSION}/Accounts/{self.account_sid}/Calls.json"
         form = {"To": to, "From": from_, "Url": url, "Method": "POST",
                 "StatusCallback": status_callback, "StatusCallbackMethod": "POST",
@@ -309,9 +321,8 @@ class Outbound:
         if claimed.rowcount != 1:
             return False  # another worker took it
         assert self.sealer is not None and self.settings.public_url
-        try:
-            number = self.sealer.open(sealed)
-        except InvalidToken:
+        number = self.sealer.open(sealed)
+        if number is None:
             log.error("outbound call %d: its number cannot be decrypted (another "
                       "IVR_OUTBOUND_KEY?): given up", row_id)
             self._done(row_id, "failed", now)

@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 
+from ivr.store import SCHEMA_VERSION
 from tests.conftest import Caller, Gunicorn, HttpTwilio, wait_until
 
 LOCK_SECONDS = 12  # the reproduction: an exclusive lock longer than any busy timeout
@@ -97,7 +98,7 @@ def test_a_schema_upgrade_waits_for_the_lock_then_the_line_starts(tmp_path):
         log = line.log()
         assert "WORKER TIMEOUT" not in log and "Worker failed to boot" not in log, log[-3000:]
         with sqlite3.connect(database) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
             assert conn.execute("SELECT count(*) FROM spool_applied").fetchone() == (0,)
     finally:
         line.stop()
