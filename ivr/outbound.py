@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from ivr import tree
@@ -503,10 +503,3 @@ def response_rates(conn: sqlite3.Connection, offices: Mapping[str, Any] | None =
         entry["rate"] = entry["answered"] / entry["done"] if entry["done"] else None
     return [table[k] for k in sorted(table)]
 
-
-def outbound_host_problem(url: str) -> str | None:
-    """Why IVR_PUBLIC_URL cannot be given to the carrier (None when it can)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "it must be the line's public address, https://..."
-    return None
