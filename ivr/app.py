@@ -33,9 +33,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                             "%(message)s")
 
-    from ivr import admin, audio_views, phone, replies, voice
+    from ivr import admin, audio_views, callback, phone, replies, voice
 
     app.register_blueprint(voice.bp)
+    app.register_blueprint(callback.bp)
     app.register_blueprint(audio_views.bp)
     app.register_blueprint(replies.bp)  # office replies to cases, by signed URL
     app.secret_key = admin.secret_key(settings)

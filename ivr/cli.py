@@ -63,8 +63,11 @@ def serve(host: str, port: int, debug: bool) -> None:
 @click.option("--provider", "carrier", default=None, type=click.Choice(["twilio", "somleng"]),
               help="Whose rules the simulated carrier follows (Gather, Record, Redirect); "
                    "default: IVR_PROVIDER, else twilio.")
+@click.option("--callback", is_flag=True,
+              help="Ring the missed-call number first: the line rejects it (busy) and calls "
+                   "back; the keys are pressed on the call back (in-process only).")
 def call(keys: str | None, url: str | None, dial_outcome: str, record_seconds: int,
-         sound: bool | None, carrier: str | None) -> None:
+         sound: bool | None, carrier: str | None, callback: bool) -> None:
     """Call the line from the terminal: hear (read) the prompts, press keys.
 
     Without --keys it is interactive: type keys and Enter; Enter alone is no input; q hangs
@@ -76,6 +79,16 @@ def call(keys: str | None, url: str | None, dial_outcome: str, record_seconds: i
     from ivr.terminal import TerminalPhone, prompt_texts
 
     settings = Settings.from_env(development=True).resolved()
+    if callback:
+        if url:
+            raise click.UsageError("--callback calls the line in-process: leave out --url")
+        from dataclasses import replace
+
+        from cryptography.fernet import Fernet
+
+        settings = replace(settings, outbound_key=Fernet.generate_key().decode(),
+                           public_url="http://localhost",
+                           twilio_account_sid=settings.twilio_account_sid or "AC" + "0" * 32)
     target = url or _catalogue_or_exit(lambda: create_app(settings))
     phone = TerminalPhone(settings.audio_dir, play_sound=sound if sound is not None else
                           keys is None)
@@ -83,11 +96,33 @@ def call(keys: str | None, url: str | None, dial_outcome: str, record_seconds: i
                           dial_outcome=dial_outcome, record_seconds=record_seconds,
                           carrier=carrier or settings.provider,
                           ask_keys=None if keys is not None else phone.ask)
-    transcript = simulator.call(keys or "")
+    if callback:
+        transcript = _callback_call(target, settings, simulator, keys)
+    else:
+        transcript = simulator.call(keys or "")
     if keys is not None:
         click.echo(transcript.text())
     else:
         phone.finish(transcript)
+
+
+def _callback_call(app: Any, settings: Settings, simulator: Any, keys: str | None) -> Any:
+    """A missed call on the callback number, then the line's call back, through the
+    simulated carrier (its REST API too): what `ivr call --callback` shows."""
+    from ivr.outbound import Outbound
+    from ivr.simulate import CarrierCalls
+
+    api = CarrierCalls(simulator.carrier)
+    outbound = Outbound(settings, app.extensions["ivr"].store, api=api)
+    app.extensions["ivr.outbound"] = outbound  # placed at once, without a worker
+    missed = simulator.start(at=(simulator.url("/voice/callback"), "POST", None)).transcript
+    click.echo(missed.text())
+    outbound.dispatch_due()
+    if not api.placed:
+        raise click.ClickException("no call back was placed (see the log for why)")
+    placed, sid = api.placed[0]
+    click.echo("--- the line calls back ---")
+    return simulator.receive(placed, sid, keys or "")
 
 
 @main.command()
@@ -179,6 +214,30 @@ def backup(folder: str, keep_days: int) -> None:
         raise click.ClickException(f"no database at {settings.database}")
     copy = backup_database(settings.database, Path(folder), keep_days)
     click.echo(f"{settings.database} copied to {copy}")
+
+
+@main.command()
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="Threads placing calls.")
+def worker(workers: int) -> None:
+    """Place the line's outbound calls: callbacks and post-visit feedback calls
+    (deploy/systemd/owso-ivr-worker.service)."""
+    from ivr.worker import Queue, queue_location
+
+    try:
+        settings = Settings.from_env().resolved()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    missing = [name for name, value in (("IVR_OUTBOUND_KEY", settings.outbound_key),
+                                        ("IVR_PUBLIC_URL", settings.public_url),
+                                        ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid))
+               if not value]
+    if missing:
+        raise click.ClickException(f"{', '.join(missing)} not set: the worker cannot place "
+                                   "calls (README, \"Calls the line places\").")
+    click.echo(f"placing outbound calls (queue {queue_location(settings)}, database "
+               f"{settings.database})", err=True)
+    Queue(settings).run(workers)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

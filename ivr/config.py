@@ -15,7 +15,8 @@ DEV_AUTH_TOKEN = "dev-only-token-not-for-production"
 # Secrets may be given as files instead (NAME_FILE=path, e.g. a systemd credential): a file
 # only root can read, outside the database's folder, is where they belong (README,
 # "Settings").
-SECRETS = ("TWILIO_AUTH_TOKEN", "IVR_CALLER_KEY", "IVR_ADMIN_PASSWORD", "IVR_SECRET_KEY")
+SECRETS = ("TWILIO_AUTH_TOKEN", "IVR_CALLER_KEY", "IVR_ADMIN_PASSWORD", "IVR_SECRET_KEY",
+           "IVR_OUTBOUND_KEY")
 PROVIDERS = ("twilio", "somleng")
 log = logging.getLogger(__name__)
 TWILIO_RECORDING_HOSTS = ("api.twilio.com",)
@@ -44,6 +45,19 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     admin_idle_minutes: int = 30  # an admin session unused this long ends
     retention_days: int = 365  # recordings and notes of cases closed this long ago: `ivr purge`
+    # --- outbound calls (ivr/outbound.py): missed-call callbacks, post-visit feedback calls
+    outbound_key: str | None = None  # Fernet key for the numbers waiting for a call; none: off
+    public_url: str | None = None  # the line's public https address, for the calls' webhooks
+    outbound_from: str | None = None  # the number outbound calls come from (else caller_id)
+    twilio_api_url: str = "https://api.twilio.com"  # Twilio's REST API (tests: a local one)
+    queue: str = ""  # huey's storage: a SQLite path, or redis://host:port/db; "" beside the db
+    calling_hours: tuple[int, int] = (8 * 60, 19 * 60)  # Cambodia time, minutes of the day
+    survey_after_days: int = 3  # a registered visitor is called this many days later
+    retry_minutes: tuple[int, ...] = (30, 120, 1440)  # after busy / no answer / failed
+    callback_gap_minutes: int = 30  # a second missed call this soon after one places none
+    callbacks_per_day: int = 3  # per caller (keyed hash), 24 hours
+    callbacks_per_hour: int = 120  # for the whole line
+    callback_countries: tuple[str, ...] = ("855",)  # country codes called back; "*": any
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -76,6 +90,21 @@ class Settings:
             trusted_proxies=host_list(env.get("IVR_TRUSTED_PROXIES", "127.0.0.1,::1")),
             admin_idle_minutes=whole_number(env, "IVR_ADMIN_IDLE_MINUTES", 30),
             retention_days=whole_number(env, "IVR_RETENTION_DAYS", 365),
+            outbound_key=env.get("IVR_OUTBOUND_KEY") or None,
+            public_url=(env.get("IVR_PUBLIC_URL") or "").rstrip("/") or None,
+            outbound_from=env.get("IVR_OUTBOUND_FROM") or None,
+            twilio_api_url=(env.get("IVR_TWILIO_API_URL") or "https://api.twilio.com"
+                            ).rstrip("/"),
+            queue=env.get("IVR_QUEUE", ""),
+            calling_hours=hours_range(env.get("IVR_CALLING_HOURS", "08:00-19:00")),
+            survey_after_days=whole_number(env, "IVR_SURVEY_AFTER_DAYS", 3),
+            retry_minutes=minutes_list(env.get("IVR_RETRY_MINUTES", "30,120,1440")),
+            callback_gap_minutes=whole_number(env, "IVR_CALLBACK_GAP_MINUTES", 30),
+            callbacks_per_day=whole_number(env, "IVR_CALLBACKS_PER_DAY", 3),
+            callbacks_per_hour=whole_number(env, "IVR_CALLBACKS_PER_HOUR", 120),
+            callback_countries=tuple(c.strip().lstrip("+") for c in
+                                     env.get("IVR_CALLBACK_COUNTRIES", "855").split(",")
+                                     if c.strip()),
         )
         return replace(settings, **overrides)
 
@@ -105,6 +134,15 @@ class Settings:
             problem = api_url_problem(self.somleng_api_url)
             if problem:
                 raise RuntimeError(f"IVR_SOMLENG_API_URL {self.somleng_api_url!r}: {problem}.")
+        if self.twilio_api_url != "https://api.twilio.com":
+            parts = urlsplit(self.twilio_api_url)
+            local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+            problem = None if local else api_url_problem(self.twilio_api_url)
+            if problem:
+                raise RuntimeError(f"IVR_TWILIO_API_URL {self.twilio_api_url!r}: {problem}.")
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise RuntimeError(f"IVR_PUBLIC_URL {self.public_url!r}: it must be the line's "
+                               "public address, e.g. https://ivr.example.org.")
         for host in self.recording_hosts_override:
             if not HOST_NAME.fullmatch(host):
                 raise RuntimeError(
@@ -165,6 +203,27 @@ def whole_number(env: Any, name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise RuntimeError(f"{name} is {value!r}: it must be a whole number, 1 or more.")
     return int(value)
+
+
+def hours_range(value: str) -> tuple[int, int]:
+    """'08:00-19:00' -> (480, 1140): minutes of the day in Cambodia's time (RuntimeError)."""
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
+    if match:
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if m1 < 60 and m2 < 60 and 0 <= start < end <= 24 * 60:
+            return start, end
+    raise RuntimeError(f"IVR_CALLING_HOURS is {value!r}: write it as 08:00-19:00 "
+                       "(Cambodia's time, the start before the end).")
+
+
+def minutes_list(value: str) -> tuple[int, ...]:
+    """'30,120,1440' -> (30, 120, 1440); '' -> no retries (RuntimeError on junk)."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not all(item.isdigit() and int(item) > 0 for item in items):
+        raise RuntimeError(f"IVR_RETRY_MINUTES is {value!r}: whole minutes, comma-separated, "
+                           "e.g. 30,120,1440.")
+    return tuple(int(item) for item in items)
 
 
 def host_list(value: str) -> tuple[str, ...]:

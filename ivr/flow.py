@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 # the menus attach their builders to the table's nodes when imported
-from ivr import browse, cases, offices, rating, status, tree  # noqa: F401
+from ivr import browse, cases, feedback_call, offices, rating, status, tree  # noqa: F401
 from ivr.audio import AudioLibrary
 from ivr.catalog import Catalog
 from ivr.prompts import PromptBook

@@ -37,7 +37,7 @@ import secrets
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, NamedTuple, Protocol
@@ -46,7 +46,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 from twilio.request_validator import RequestValidator
 
 __all__ = [
-    "CARRIERS", "Call", "CallEngine", "Callback", "Carrier", "Dial", "DialInfo",
+    "CARRIERS", "Call", "CallEngine", "Callback", "Carrier", "CarrierCalls", "Dial", "DialInfo",
     "FlaskTransport", "Gather", "GatherInfo", "Hangup", "HttpTransport", "Input", "Keys", "Pause",
     "Play", "Prompt", "Record", "RecordInfo", "RecordPrompt", "Redirect", "Reject", "Reply",
     "Request", "SOMLENG", "Say", "SimulatorError", "Simulator", "Step", "TWILIO", "Transcript",
@@ -673,15 +673,25 @@ class CallEngine:
     serves the in-process simulator, `ivr call`, the browser phone and the async load test."""
 
     def __init__(self, sim: Simulator, call_sid: str | None = None,
-                 start: tuple[str, str, dict[str, str] | None] | None = None):
+                 start: tuple[str, str, dict[str, str] | None] | None = None,
+                 placed: Mapping[str, str] | None = None):
         self.sim = sim
         self.carrier = sim.carrier
         call_sid = call_sid or self.carrier.new_call_sid()
         self.transcript = Transcript(call_sid, self.carrier.name)
+        caller, to, direction = sim.caller, sim.to, "inbound"
+        self.status_url = sim.url(sim.status_callback) if sim.status_callback else None
+        self.status_method = "POST"
+        if placed is not None:  # a call the app placed through the Calls resource
+            caller, to, direction = placed["From"], placed["To"], "outbound-api"
+            start = (placed["Url"], placed.get("Method", "POST"), None)
+            self.status_url = placed.get("StatusCallback") or None
+            self.status_method = placed.get("StatusCallbackMethod", "POST")
         self.params = {
-            "CallSid": call_sid, "AccountSid": sim.account_sid, "From": sim.caller,
-            "To": sim.to, "Caller": sim.caller, "Called": sim.to, "CallStatus": "ringing",
-            "Direction": "inbound", "ApiVersion": "2010-04-01", **dict(self.carrier.extra_params),
+            "CallSid": call_sid, "AccountSid": sim.account_sid, "From": caller,
+            "To": to, "Caller": caller, "Called": to, "CallStatus": "ringing",
+            "Direction": direction, "ApiVersion": "2010-04-01",
+            **dict(self.carrier.extra_params),
         }
         self.buffer: list[tuple[str, float]] = []  # (key, seconds after the one before)
         self.start = start or (sim.url("/voice"), "POST", None)
@@ -773,11 +783,23 @@ class CallEngine:
                 raise error
             self.transcript.errors.append(str(error))
 
+    def unanswered(self, status: str) -> Generator[Event, Any, None]:
+        """A placed call that was never answered: only its status callback (busy,
+        no-answer, failed), no document fetched."""
+        self.transcript.ended_by = status
+        self.params["CallStatus"] = status
+        if self.status_url:
+            yield from self._callback("status", self.status_url, self.status_method, {
+                **self.params, "CallStatus": status, "CallDuration": "0",
+                "CallbackSource": "call-progress-events", "SequenceNumber": "0",
+                "Timestamp": formatdate(usegmt=True)})
+            self.transcript.status_callback_sent = True
+
     def _finish(self) -> Generator[Event, Any, None]:
         """The call is over: status callback, then any recording callbacks held back."""
         self.params["CallStatus"] = "completed"
-        if self.sim.status_callback:
-            yield from self._callback("status", self.sim.url(self.sim.status_callback), "POST", {
+        if self.status_url:
+            yield from self._callback("status", self.status_url, self.status_method, {
                 **self.params, "CallStatus": "completed",
                 "CallDuration": str(self.transcript.duration),
                 "CallbackSource": "call-progress-events", "SequenceNumber": "0",
@@ -984,6 +1006,26 @@ class CallEngine:
         return verb.action, verb.method, extra, False
 
 
+# --- the carrier's REST API, for calls the app places ----------------------------------------
+
+
+class CarrierCalls:
+    """The Calls resource as the simulated carrier takes a request to place a call (what
+    ivr.outbound posts to Twilio's or Somleng's API): kept in `placed` with the sid it gets,
+    for `Simulator.receive` to ring the person."""
+
+    def __init__(self, carrier: Carrier = TWILIO):
+        self.carrier = carrier
+        self.placed: list[tuple[dict[str, str], str]] = []
+
+    def place(self, to: str, from_: str, url: str, status_callback: str) -> str:
+        sid = self.carrier.new_call_sid()
+        self.placed.append(({"To": to, "From": from_, "Url": url, "Method": "POST",
+                             "StatusCallback": status_callback,
+                             "StatusCallbackMethod": "POST"}, sid))
+        return sid
+
+
 # --- the simulator ---------------------------------------------------------------------------
 
 
@@ -1054,11 +1096,33 @@ class Simulator:
         the reply until a Gather waits or the call ends."""
         return Call(self, call_sid, at)
 
-    def call(self, keys: str | Iterable[str | Keys | None] = (), call_sid: str | None = None
-             ) -> Transcript:
+    def receive(self, placed: Mapping[str, str], call_sid: str,
+                keys: str | Iterable[str | Keys | None] = (), answer: str = "answered"
+                ) -> Transcript:
+        """The carrier places a call the app asked for (`placed`: the form it posted to the
+        Calls resource: To, From, Url, Method, StatusCallback, StatusCallbackMethod; `call_sid`:
+        the sid the carrier's reply gave it). `answer`: 'answered' (the person picks up and
+        presses `keys`), or 'busy', 'no-answer', 'failed' (only the status callback comes)."""
+        if answer != "answered":
+            if answer not in ("busy", "no-answer", "failed", "canceled"):
+                raise ValueError("answer must be 'answered', 'busy', 'no-answer' or 'failed'")
+            engine = CallEngine(self, call_sid, placed=placed)
+            run = engine.unanswered(answer)
+            try:
+                event = next(run)
+                while True:  # only requests: the status callback
+                    assert isinstance(event, Request)
+                    event = run.send(self.send(event))
+            except StopIteration:
+                pass
+            return engine.transcript
+        return self.call(keys, call_sid, placed=placed)
+
+    def call(self, keys: str | Iterable[str | Keys | None] = (), call_sid: str | None = None,
+             placed: Mapping[str, str] | None = None) -> Transcript:
         """One whole call driven by a script of keys (see parse_keys); returns its transcript."""
         script = parse_keys(keys)
-        live = self.start(call_sid)
+        live = Call(self, call_sid, placed=placed)
         while not live.ended:
             if script:
                 live.press(script.pop(0))
@@ -1091,9 +1155,10 @@ class Call:
     """A call in progress, driven one Gather at a time (for tests and the phones)."""
 
     def __init__(self, sim: Simulator, call_sid: str | None = None,
-                 at: tuple[str, str, dict[str, str] | None] | None = None):
+                 at: tuple[str, str, dict[str, str] | None] | None = None,
+                 placed: Mapping[str, str] | None = None):
         self.sim = sim
-        self.engine = CallEngine(sim, call_sid, at)
+        self.engine = CallEngine(sim, call_sid, at, placed)
         self.transcript = self.engine.transcript
         self.params = self.engine.params
         self.waiting: GatherInfo | RecordPrompt | None = None

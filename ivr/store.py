@@ -55,7 +55,8 @@ FAST_WAIT_MS = 200  # a caller's request waits at most this for the write lock, 
 BLOCKED_SECONDS = 1.0  # after a failed write, writes go straight to the spool this long
 SPOOL_BATCH = 50  # records written per replay transaction (a caller's write waits at most one)
 SPOOL_PAUSE = 0.05  # seconds between replay transactions: callers' writes get their turn
-SCHEMA_VERSION = 5  # 5: case_lookups, case_replies, case_followups (issue 15)
+SCHEMA_VERSION = 6  # 5: case_lookups, case_replies, case_followups (issue 15); 6: outbound
+# calls, opt-outs, calls.origin (ivr/outbound.py)
 SPOOLED = ""  # what a write returns when it went to the spool instead of the database
 CASE_STATUSES = ("new", "reviewed", "closed")
 COUNTRY_CODE = "855"  # Cambodia: national numbers (0...) are read as +855
@@ -289,6 +290,50 @@ CREATE INDEX IF NOT EXISTS [idx_case_followups_reference]
     ON [case_followups] ([reference], [created_at]);
 """
 
+# --- outbound calls (ivr/outbound.py): one block, added by schema version 5 -------------------
+# outbound_calls: one row per callback or post-visit call, with its attempts and disposition;
+# the number to call is kept encrypted (number_enc) only until the call is done or given up.
+# opt_outs: keyed hashes of the numbers that pressed 9, never a number. calls.origin says how a
+# call started: 'inbound' (rang in), 'callback' or 'survey'.
+OUTBOUND_SCHEMA = """
+CREATE TABLE IF NOT EXISTS [outbound_calls] (
+   [id] INTEGER PRIMARY KEY,
+   [kind] TEXT NOT NULL,
+   [caller_hash] TEXT NOT NULL,
+   [number_enc] TEXT,
+   [lang] TEXT,
+   [office_id] TEXT,
+   [service_id] TEXT,
+   [created_at] TEXT,
+   [due_at] TEXT,
+   [state] TEXT NOT NULL DEFAULT 'scheduled',
+   [attempts] INTEGER NOT NULL DEFAULT 0,
+   [last_status] TEXT,
+   [disposition] TEXT,
+   [call_sid] TEXT,
+   [updated_at] TEXT
+);
+CREATE INDEX IF NOT EXISTS [idx_outbound_calls_state_due_at]
+    ON [outbound_calls] ([state], [due_at]);
+CREATE INDEX IF NOT EXISTS [idx_outbound_calls_caller_hash_kind]
+    ON [outbound_calls] ([caller_hash], [kind]);
+CREATE INDEX IF NOT EXISTS [idx_outbound_calls_call_sid]
+    ON [outbound_calls] ([call_sid]);
+CREATE TABLE IF NOT EXISTS [opt_outs] (
+   [caller_hash] TEXT PRIMARY KEY,
+   [created_at] TEXT
+);
+"""
+
+
+def _migrate_outbound(conn: sqlite3.Connection) -> None:
+    for statement in OUTBOUND_SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+    if "origin" not in columns:
+        conn.execute("ALTER TABLE calls ADD COLUMN origin TEXT DEFAULT 'inbound'")
+
 
 class Store:
     """The line's database. Create once per app; connections are made per process."""
@@ -454,6 +499,7 @@ class Store:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                _migrate_outbound(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         finally:
             conn.close()

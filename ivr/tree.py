@@ -99,6 +99,12 @@ RATE_RECORD = node("rate/record", "វាយតម្លៃ៖ មតិយោ�
 RATE_RECORDED = node("rate/recorded", "វាយតម្លៃ៖ មតិយោបល់", "Rating: comment")
 RATE_THANKS = node("rate/thanks", "វាយតម្លៃ៖ លេខយោង", "Rating: reference number")
 
+# a post-visit feedback call placed by the line (ivr/outbound.py): 1 the survey above,
+# 2 not now, 9 never call again
+SURVEY_CALL = node("visit-call", "ការហៅសួរមតិ៖ ការស្នើ", "Feedback call: the offer")
+SURVEY_REFUSED = node("visit-call/declined", "ការហៅសួរមតិ៖ មិនឆ្លើយ", "Feedback call: declined")
+SURVEY_OPT_OUT = node("visit-call/never", "ការហៅសួរមតិ៖ កុំហៅមកទៀត", "Feedback call: never again")
+
 # 3: talk to the District Ombudsman (or leave a message)
 OMBUDSMAN_OFFICE = node("ombudsman/office", "ការិយាល័យប្រជាពលរដ្ឋ៖ ជ្រើសរើសការិយាល័យ",
                         "Ombudsman: choose the office", main=("3", "menu.main.ombudsman"))

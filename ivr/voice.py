@@ -71,8 +71,17 @@ def line() -> Line:
     return current_app.extensions["ivr"]
 
 
+def caller_number() -> str:
+    """The citizen's number: From when they rang in, To on a call the line placed
+    (Direction outbound-api, on Twilio and Somleng alike)."""
+    values = request.values
+    if values.get("Direction", "").startswith("outbound"):
+        return values.get("To", "")
+    return values.get("From", "")
+
+
 def flow() -> CallFlow:
-    call = CallInfo(request.values.get("CallSid", ""), request.values.get("From", ""))
+    call = CallInfo(request.values.get("CallSid", ""), caller_number())
     return line().flow(FlaskUrls(), call)
 
 
@@ -165,8 +174,8 @@ def never_fail(view: Callable[..., Response]) -> Callable[..., Response]:
 def log_step(lang: str, node: str, digits: str | None, event: str) -> None:
     """Record the step for the funnel; a storage fault must not break the call."""
     try:
-        line().store.record_step(request.values.get("CallSid", ""),
-                                 request.values.get("From", ""), lang, node, digits, event)
+        line().store.record_step(request.values.get("CallSid", ""), caller_number(), lang,
+                                 node, digits, event)
     except Exception:
         log.exception("could not record a call step (%s %s)", node, event)
 
@@ -205,7 +214,7 @@ def step(lang: str, node: str) -> Response:
 def status() -> Response:
     """Twilio's status callback: the call is over."""
     duration = _small_int(request.values.get("CallDuration"), 0, limit=10**7)
-    line().store.close_call(request.values.get("CallSid", ""), request.values.get("From", ""),
+    line().store.close_call(request.values.get("CallSid", ""), caller_number(),
                             request.values.get("CallStatus", "") or "unknown", duration)
     return twiml(NOTHING_TO_SAY)
 

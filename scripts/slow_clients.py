@@ -174,6 +174,8 @@ def line_env(tmp: Path) -> dict[str, str]:
     credentials = tmp / "credentials"
     credentials.mkdir(exist_ok=True, mode=0o700)
     (credentials / "caller-key").write_text("slow-clients-caller-key\n")
+    # a Fernet key (32 bytes, urlsafe base64): the outbound calls' numbers (ivr/outbound.py)
+    (credentials / "outbound-key").write_text("c2xvdy1jbGllbnRzLW91dGJvdW5kLWtleS0zMmJ5dGU=\n")
     return {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATABASE": str(tmp / "ivr.db"),
             "IVR_CATALOG": str(ROOT / "catalog.yaml"), "IVR_PROMPTS": str(ROOT / "prompts"),
             "IVR_AUDIO_DIR": str(ROOT / "audio")}

@@ -26,8 +26,8 @@ from seed_demo import seed  # noqa: E402
 PASSWORD = "browser-test-password"
 USERS = {"admin": ("admin", PASSWORD), "ombudsman": ("ombud", "ombudsman-password"),
          "office": ("chief", "office-chief-password"), "analyst": ("analyst", "analyst-password")}
-NAV = {"admin": ["scorecard", "calls", "cases", "users", "audit"],
-       "ombudsman": ["scorecard", "cases"], "office": ["scorecard", "calls"],
+NAV = {"admin": ["scorecard", "calls", "cases", "visitors", "users", "audit"],
+       "ombudsman": ["scorecard", "cases"], "office": ["scorecard", "calls", "visitors"],
        "analyst": ["scorecard", "calls"]}
 
 

@@ -61,6 +61,8 @@ def expected(endpoint: str, method: str, role: str, where: str, export: str = ""
         "admin.user_add": 400 if role == "admin" else 403,  # an empty form: refused, says why
         "admin.user_disable": 404 if role == "admin" else 403,  # no such account
         "admin.user_password": 404 if role == "admin" else 403,
+        "admin.visitors": 200 if role in ("admin", "office") else 403,
+        "admin.visitor_add": 400 if role in ("admin", "office") else 403,  # no consent given
     }
     return table[endpoint]
 

@@ -8,6 +8,7 @@ their own account and role (access.py holds the matrix).
     auth        sign in and out, the accounts page, the audit log's page
     scorecards  tallies and the scorecard pages (and the printable one)
     funnel      the call funnel
+    visitors    registering visitors for a feedback call; those calls' response rates
     cases       cases, their status and note, the recording player
     exports     CSV of every table
     retention   `ivr purge`: recordings and notes of closed cases, at the provider too
@@ -16,7 +17,7 @@ their own account and role (access.py holds the matrix).
 
 from __future__ import annotations
 
-from ivr.admin import auth, cases, exports, funnel, scorecards  # noqa: F401 - the routes
+from ivr.admin import auth, cases, exports, funnel, scorecards, visitors  # noqa: F401 - routes
 from ivr.admin.accounts import ACCOUNT, ADDRESS
 from ivr.admin.cases import provider_url, recording_refusal, trusted_recording_url
 from ivr.admin.scorecards import Cell, Tally, group_cells, scorecard_tables, tally_cells

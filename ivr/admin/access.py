@@ -32,6 +32,9 @@ ACCESS: dict[str, frozenset[str]] = {
     "user_disable": frozenset({"admin"}),
     "user_password": frozenset({"admin"}),
     "audit": frozenset({"admin"}),
+    # post-visit feedback calls: OWSO staff register visitors of their own offices
+    "visitors": frozenset({"admin", "office"}),
+    "visitor_add": frozenset({"admin", "office"}),
 }
 
 # /admin/export/<page>/...: the page whose rules an export follows

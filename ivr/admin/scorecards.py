@@ -42,9 +42,15 @@ from ivr.survey import Question
 SCALE_COLORS = ("#1f5fbf", "#d9480f", "#2b8a3e")
 PAYMENT_COLOR = "#b42318"
 KNOWN_QUESTIONS = ("quality", "timeliness", "unofficial-payment")
-KNOWN_GROUPS = ("all", "gender=woman", "gender=man")
+KNOWN_GROUPS = ("all", "gender=woman", "gender=man", "origin=inbound", "origin=survey")
+# how the rating's call started (calls.origin): rang in (a callback is the caller's own call
+# too), or a post-visit feedback call the line placed (ivr/outbound.py)
+ORIGIN_GROUPS = ("origin=inbound", "origin=survey")
 SKIPPED = "skipped"  # what the line stores for an optional question the caller skipped
 NOT_SAID = ""  # the group of a split question's callers who did not say ("gender=")
+# who sees the cases' follow-ups and reply times: an office chief sees no case, not even
+# counted (README, Roles); scoped roles see their own offices only, as on every table
+REPLY_ROLES = frozenset({"admin", "ombudsman", "analyst"})
 
 
 def summed(catalog: Catalog) -> list[Question]:
@@ -60,9 +66,6 @@ def splits_of(catalog: Catalog) -> list[Question]:
 def figure_key(column: str) -> str:
     """A figure's short name in column keys and wording: 'yes share' -> 'share'."""
     return column.split()[-1]
-# who sees the cases' follow-ups and reply times: an office chief sees no case, not even
-# counted (README, Roles); scoped roles see their own offices only, as on every table
-REPLY_ROLES = frozenset({"admin", "ombudsman", "analyst"})
 
 
 @dataclass
@@ -147,18 +150,25 @@ def tally_cells(conn: sqlite3.Connection, catalog: Catalog, filters: Filters) ->
     # the month in Cambodia (UTC+7): a rating at 20:00 UTC on the 31st is next month's
     month = f"substr(datetime(f.created_at, '{SQL_CAMBODIA}'), 1, 7)"
     keys = ["f.office_id", "f.service_id", month,
-            *(f"p.c{i}" for i in range(len(splits)))]
+            *(f"p.c{i}" for i in range(len(splits))),
+            "coalesce(c.origin, 'inbound') = 'survey'"]
     sql = (f"SELECT {', '.join(keys)}, count(*), {', '.join(sums)} "
            f"FROM (SELECT feedback_id, {', '.join(pivot)} FROM answers GROUP BY feedback_id) p "
-           "JOIN feedback f ON f.id = p.feedback_id"
+           "JOIN feedback f ON f.id = p.feedback_id LEFT JOIN calls c ON c.sid = f.call_sid"
            + (f" WHERE {' AND '.join(where)}" if where else "")
            + f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}")
     cells = []
-    for row in conn.execute(sql, [*args, *where_args]):
+    rows = conn.execute(sql, [*args, *where_args]).fetchall()
+    # ratings of post-visit calls apart from those of callers who rang in: shown only where
+    # the line has placed such calls (otherwise both groups would repeat "all")
+    by_origin = any(row[3 + len(splits)] for row in rows)
+    for row in rows:
         split_values = row[3:3 + len(splits)]
         groups = [ALL] + [f"{q}={NOT_SAID if v in (None, SKIPPED) else v}"
                           for q, v in zip(splits, split_values, strict=True)]
-        cells.append(Cell(row[0], row[1], row[2], groups, row[3 + len(splits):]))
+        if by_origin:
+            groups.append(ORIGIN_GROUPS[1] if row[3 + len(splits)] else ORIGIN_GROUPS[0])
+        cells.append(Cell(row[0], row[1], row[2], groups, row[4 + len(splits):]))
     return cells
 
 
@@ -181,9 +191,10 @@ def group_cells(catalog: Catalog, cells: list[Cell], key: Callable[[Cell], str],
 
 
 def _group_order(catalog: Catalog) -> list[str]:
-    """Everyone, then for each split question its options and those who did not say: the
-    groups under a split question add up to everyone."""
-    order = [ALL]
+    """Everyone, rang in / called after a visit (when the line placed such calls), then for
+    each split question its options and those who did not say: the groups under a split
+    question add up to everyone."""
+    order = [ALL, *ORIGIN_GROUPS]
     for question in splits_of(catalog):
         order += [f"{question.id}={option.id}" for option in question.options]
         order.append(f"{question.id}={NOT_SAID}")
