@@ -38,6 +38,8 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     admin_idle_minutes: int = 30  # an admin session unused this long ends
     retention_days: int = 365  # recordings and notes of cases closed this long ago: `ivr purge`
+    recordings: Path | None = None  # IVR_RECORDINGS (None: <prompts>/recordings)
+    studio_pin: str | None = None  # IVR_STUDIO_PIN (None: the phone studio is off)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -63,8 +65,15 @@ class Settings:
             trusted_proxies=host_list(env.get("IVR_TRUSTED_PROXIES", "127.0.0.1,::1")),
             admin_idle_minutes=whole_number(env, "IVR_ADMIN_IDLE_MINUTES", 30),
             retention_days=whole_number(env, "IVR_RETENTION_DAYS", 365),
+            recordings=Path(env["IVR_RECORDINGS"]) if env.get("IVR_RECORDINGS") else None,
+            studio_pin=(env.get("IVR_STUDIO_PIN") or "").strip() or None,
         )
         return replace(settings, **overrides)
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where people's recordings of the prompts live: recordings/<lang>/<key>.wav."""
+        return self.recordings if self.recordings is not None else self.prompts / "recordings"
 
     @property
     def recording_hosts(self) -> tuple[str, ...]:

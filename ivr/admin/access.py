@@ -29,6 +29,13 @@ ACCESS: dict[str, frozenset[str]] = {
     "user_disable": frozenset({"admin"}),
     "user_password": frozenset({"admin"}),
     "audit": frozenset({"admin"}),
+    # the voice studio: what every caller hears, so only administrators record
+    "voice": frozenset({"admin"}),
+    "voice_upload": frozenset({"admin"}),
+    "voice_remove": frozenset({"admin"}),
+    "voice_import": frozenset({"admin"}),
+    "voice_script": frozenset({"admin"}),
+    "voice_script_csv": frozenset({"admin"}),
 }
 
 # /admin/export/<page>/...: the page whose rules an export follows
