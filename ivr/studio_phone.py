@@ -137,7 +137,7 @@ def ask_pin(tries: int, before: tuple[str, ...] = ()) -> Response:
     lang = first_lang()
     response = VoiceResponse()
     play(response, lang, *before)
-    action = url("pin", t=tries)
+    action = url("check_pin", t=tries)
     gather = Gather(input="dtmf", finish_on_key="#", timeout=ASK_TIMEOUT, action=action,
                     method="POST", action_on_empty_result=True)
     play(gather, lang, "studio.pin")
