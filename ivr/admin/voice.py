@@ -13,7 +13,7 @@ import csv
 import io
 from typing import Any
 
-from flask import Response, flash, redirect, request, url_for
+from flask import Response, flash, jsonify, redirect, request, url_for
 
 from ivr import studio
 from ivr.admin.web import (
@@ -79,7 +79,10 @@ def target(lang: str, key: str) -> studio.Line:
 def back(lang: str) -> Response:
     """To the studio page the form was sent from (its filters), else the language's page."""
     query = {k: v for k, v in request.form.items() if k in ("show", "q", "page") and v}
-    return redirect(url_for("admin.voice", language=lang, **query))  # type: ignore[return-value]
+    target = url_for("admin.voice", language=lang, **query)
+    if request.headers.get("Accept") == "application/json":  # the page's recorder (voice.js)
+        return jsonify(next=target)  # it goes there itself: a followed redirect eats the flash
+    return redirect(target)  # type: ignore[return-value]
 
 
 @bp.get("/voice")

@@ -40,10 +40,11 @@ document.addEventListener("DOMContentLoaded", () => {
           if (field) body.append(name, field.value);
         }
         try {
-          const answer = await fetch(button.dataset.url, {method: "POST", body,
-                                                          credentials: "same-origin"});
+          const answer = await fetch(button.dataset.url, {
+            method: "POST", body, credentials: "same-origin",
+            headers: {"Accept": "application/json"}});
           if (answer.ok) {
-            window.location.assign(answer.url);
+            window.location.assign((await answer.json()).next);
             return;
           }
           const page = new DOMParser().parseFromString(await answer.text(), "text/html");
