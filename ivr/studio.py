@@ -240,7 +240,19 @@ def store(u: Utterance, data: bytes, audio_dir: Path, recordings_dir: Path, *, b
     hear from the next call; returns its duration in ms. StudioError when it is refused,
     and then nothing has changed."""
     audio, duration_ms = telephone(data)
-    audio_dir, recordings_dir = Path(audio_dir), Path(recordings_dir)
+    try:
+        _store(u, audio, duration_ms, Path(audio_dir), Path(recordings_dir), by, via)
+    except OSError as exc:  # a folder that is not writable, a full disk
+        log.error("could not store the recording of %s [%s]: %s", u.key, u.lang, exc)
+        raise StudioError("voice.error.storage") from exc
+    refresh(library)
+    log.info("a person's recording of %s [%s] (%s, %d ms, by %s) is live", u.key, u.lang,
+             via, duration_ms, by)
+    return duration_ms
+
+
+def _store(u: Utterance, audio: bytes, duration_ms: int, audio_dir: Path,
+           recordings_dir: Path, by: str, via: str) -> None:
     path = recording_path(recordings_dir, u)
     with _locked(audio_dir):
         entries = render.read_manifest(audio_dir)
@@ -263,11 +275,7 @@ def store(u: Utterance, data: bytes, audio_dir: Path, recordings_dir: Path, *, b
                 "duration_ms": duration_ms, "replaced": replaced}
         render.write_atomic(meta_path(recordings_dir, u),
                             json.dumps(meta, ensure_ascii=False, indent=1).encode("utf-8"))
-        render.write_manifest(audio_dir, entries.values())
-    refresh(library)
-    log.info("a person's recording of %s [%s] (%s, %d ms, by %s) is live", u.key, u.lang,
-             via, duration_ms, by)
-    return duration_ms
+        render.write_manifest(audio_dir, entries.values())  # last: then callers hear it
 
 
 def remove(u: Utterance, audio_dir: Path, recordings_dir: Path,

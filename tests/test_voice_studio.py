@@ -6,8 +6,10 @@ ffmpeg; recordings go to a temporary folder (IVR_RECORDINGS), never into the rep
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -25,14 +27,20 @@ FORMATS = {  # extension -> ffmpeg output options (browsers record ogg or webm)
 }
 
 
+_TONES: dict[tuple[str, float, int], bytes] = {}
+
+
 def tone(folder: Path, ext: str, seconds: float = 1.2, hz: int = 440) -> bytes:
-    """A tone with silence around it, in the format `ext`, made by the project's ffmpeg."""
-    path = folder / f"tone-{hz}.{ext}"
-    subprocess.run([render.FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-                    "-i", f"sine=frequency={hz}:duration={seconds}", "-af",
-                    "adelay=400,apad=pad_dur=0.5", "-ac", "2", *FORMATS[ext], str(path)],
-                   check=True)
-    return path.read_bytes()
+    """A tone with silence around it, in the format `ext`, made by the project's ffmpeg
+    (once per kind for the whole run)."""
+    if (ext, seconds, hz) not in _TONES:
+        path = folder / f"tone-{hz}-{seconds}.{ext}"
+        subprocess.run([render.FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f",
+                        "lavfi", "-i", f"sine=frequency={hz}:duration={seconds}", "-af",
+                        "adelay=400,apad=pad_dur=0.5", "-ac", "2", *FORMATS[ext], str(path)],
+                       check=True)
+        _TONES[(ext, seconds, hz)] = path.read_bytes()
+    return _TONES[(ext, seconds, hz)]
 
 
 def settings_for(tmp_path: Path, **changes) -> Settings:
@@ -48,16 +56,52 @@ def log_in(client, username: str = "admin", password: str = PASSWORD):
                                              "password": password})
 
 
-@pytest.fixture
-def studio_app(tmp_path):
-    return create_app(settings_for(tmp_path))
+@pytest.fixture(scope="module")
+def shared_app(tmp_path_factory):
+    """One line for the module (its catalogue is read once); each test gets empty audio and
+    recordings folders (`studio_app`)."""
+    return create_app(settings_for(tmp_path_factory.mktemp("studio")))
+
+
+def fresh(app) -> Path:
+    """Empty the line's audio and recordings folders; returns the folder holding them."""
+    settings = app.extensions["ivr"].settings
+    for path in (settings.audio_dir, settings.recordings_dir):
+        shutil.rmtree(path, ignore_errors=True)
+    studio.refresh(app.extensions["ivr"].audio)
+    conn = app.extensions["ivr"].store.db.conn
+    app.config["audit_mark"] = conn.execute("SELECT coalesce(max(id), 0) FROM audit_log"
+                                            ).fetchone()[0]
+    return settings.audio_dir.parent
 
 
 @pytest.fixture
-def admin(studio_app):
-    client = studio_app.test_client()
+def studio_app(shared_app):
+    fresh(shared_app)
+    return shared_app
+
+
+@pytest.fixture
+def tmp_path(studio_app):
+    """This module's tests' folder is the line's: recordings/ and audio/ are in it."""
+    return studio_app.extensions["ivr"].settings.audio_dir.parent
+
+
+@pytest.fixture(scope="module")
+def signed_in(shared_app):
+    client = shared_app.test_client()
     assert log_in(client, username="admin").status_code == 302
     return client
+
+
+@pytest.fixture
+def admin(signed_in, studio_app):
+    return signed_in
+
+
+def csrf(client) -> str:
+    with client.session_transaction() as session:
+        return session["csrf"]
 
 
 def text_of(app, key: str, lang: str = "km") -> str:
@@ -65,9 +109,8 @@ def text_of(app, key: str, lang: str = "km") -> str:
 
 
 def upload(client, key: str, data: bytes, name: str, lang: str = "km", via: str = "upload"):
-    token = csrf_of(client.get(f"/admin/voice?language={lang}").get_data(as_text=True))
     return client.post(f"/admin/voice/{lang}/{key}", data={
-        "csrf": token, "via": via, "audio": (io.BytesIO(data), name)},
+        "csrf": csrf(client), "via": via, "audio": (io.BytesIO(data), name)},
         content_type="multipart/form-data")
 
 
@@ -78,7 +121,8 @@ def manifest(app) -> dict:
 def audit_actions(app) -> list[tuple[str, str, str]]:
     conn = app.extensions["ivr"].store.db.conn
     return [tuple(r) for r in conn.execute(
-        "SELECT user, action, target FROM audit_log WHERE action LIKE 'voice.%' ORDER BY id")]
+        "SELECT user, action, target FROM audit_log WHERE action LIKE 'voice.%' AND id > ? "
+        "ORDER BY id", [app.config.get("audit_mark", 0)])]
 
 
 def greeting_played(app, carrier: str = "twilio") -> str:
@@ -126,6 +170,18 @@ def test_a_file_that_is_not_audio_is_refused_and_changes_nothing(studio_app, adm
     assert not (tmp_path / "recordings" / "km" / "greeting.wav").exists()
     assert manifest(studio_app) == before
     assert audit_actions(studio_app)[-1][1] == "voice.refused"
+
+
+def test_a_folder_that_cannot_be_written_is_a_503_that_says_so(studio_app, admin, tmp_path,
+                                                                monkeypatch):
+    def refuse(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(render, "write_atomic", refuse)
+    reply = upload(admin, "greeting", tone(tmp_path, "wav"), "a.wav")
+    assert reply.status_code == 503
+    assert "មិនអាចសរសេរចូលថតឯកសាររបស់វាបាន" in reply.get_data(as_text=True)
+    assert manifest(studio_app) == {}
 
 
 def test_silence_is_refused_with_its_own_reason(studio_app, admin, tmp_path):
@@ -190,7 +246,7 @@ def test_bulk_import_of_a_zip_named_by_number_and_key(studio_app, admin, tmp_pat
         z.writestr("takes/readme.txt", b"read me")
         z.writestr("__MACOSX/takes/._0001-greeting.wav", b"\0\5\26\7")
     ogg = tone(tmp_path, "ogg")
-    token = csrf_of(admin.get("/admin/voice").get_data(as_text=True))
+    token = csrf(admin)
     reply = admin.post("/admin/voice/import", data={
         "csrf": token, "language": "en",
         "files": [(io.BytesIO(archive.getvalue()), "takes.zip"), (io.BytesIO(ogg), "3.ogg")]},
@@ -212,13 +268,14 @@ def test_the_recording_script_and_its_csv(studio_app, admin, tmp_path):
     page = admin.get("/admin/voice/script?language=km").get_data(as_text=True)
     assert 'data-key="greeting"' not in page  # recorded: no longer to read
     assert 'data-key="language.offer"' in page and text_of(studio_app, "language.offer") in page
-    everything = admin.get("/admin/voice/script?language=km&all=1").get_data(as_text=True)
-    assert 'data-key="greeting"' in everything
-    rows = admin.get("/admin/voice/script.csv?language=en&all=1").get_data(as_text=True)
-    lines = rows.lstrip("\ufeff").splitlines()
-    assert lines[1] == f"1,greeting,{text_of(studio_app, 'greeting', 'en')},A person's voice" \
-        or lines[1].startswith("1,greeting,")
-    assert len(lines) == 1 + len(studio.numbers(studio_app.extensions["ivr"].book))
+    reply = admin.get("/admin/voice/script.csv?language=en&all=1")
+    assert reply.headers["Content-Disposition"].startswith("attachment")
+    rows = list(csv.reader(io.StringIO(reply.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[1] == ["1", "greeting", text_of(studio_app, "greeting", "en"), "គ្មានសំឡេង"]
+    assert len(rows) == 1 + len(studio.numbers(studio_app.extensions["ivr"].book))
+    assert [int(row[0]) for row in rows[1:]] == list(range(1, len(rows)))
+    todo = admin.get("/admin/voice/script.csv?language=km").get_data(as_text=True)
+    assert "\n1,greeting," not in todo and "\n2,language.offer," in todo
 
 
 def test_only_administrators_record_and_every_form_needs_its_token(studio_app, admin,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -18,7 +19,7 @@ from ivr import create_app, render, studio
 from ivr.simulate import FlaskTransport, GatherInfo, RecordPrompt, Simulator
 from ivr.terminal import prompt_texts
 from tests.support import TOKEN, Twilio, TwimlSchemas
-from tests.test_voice_studio import greeting_played, manifest, settings_for, tone
+from tests.test_voice_studio import fresh, greeting_played, manifest, settings_for, tone
 
 PIN = "2468"
 ACCOUNT = "AC" + "1" * 32
@@ -54,10 +55,36 @@ def carrier(monkeypatch) -> Carrier:
     return fake
 
 
-def line_app(tmp_path: Path, provider: str, pin: str | None = PIN):
-    extra = {"somleng_api_url": "https://api.somleng.org"} if provider == "somleng" else {}
-    return create_app(settings_for(tmp_path, studio_pin=pin, provider=provider,
-                                   twilio_account_sid=ACCOUNT, **extra))
+@pytest.fixture(scope="module")
+def lines(tmp_path_factory):
+    """A line per carrier (and one without a PIN), made once; `line_app` empties its audio
+    and recordings folders for each test."""
+    made: dict[tuple[str, str | None], Any] = {}
+
+    def get(provider: str, pin: str | None) -> Any:
+        if (provider, pin) not in made:
+            extra = {"somleng_api_url": "https://api.somleng.org"} \
+                if provider == "somleng" else {}
+            made[(provider, pin)] = create_app(settings_for(
+                tmp_path_factory.mktemp(provider), studio_pin=pin, provider=provider,
+                twilio_account_sid=ACCOUNT, **extra))
+        return made[(provider, pin)]
+
+    return get
+
+
+@pytest.fixture
+def line_app(lines):
+    def make(tmp_path: Path, provider: str, pin: str | None = PIN):
+        app = lines(provider, pin)
+        fresh(app)
+        return app
+
+    return make
+
+
+def recordings(app) -> Path:
+    return app.extensions["ivr"].settings.recordings_dir
 
 
 def dial_studio(app, provider: str):
@@ -79,7 +106,7 @@ def en(app, key: str) -> str:
 @pytest.mark.parametrize("provider", ["twilio", "somleng"])
 @pytest.mark.parametrize("tries", [["1357#", "0000#", "9#"], ["1357#", None, "#"]])
 def test_a_wrong_pin_three_times_hangs_up_and_records_nothing(tmp_path, carrier, provider,
-                                                              tries):
+                                                              tries, line_app):
     app = line_app(tmp_path, provider)
     call = dial_studio(app, provider)
     assert en(app, "studio.pin") in heard(call)
@@ -89,12 +116,13 @@ def test_a_wrong_pin_three_times_hangs_up_and_records_nothing(tmp_path, carrier,
     assert call.ended and call.transcript.ended_by == "hangup"
     assert heard(call).count(en(app, "studio.pin.wrong")) == 3
     assert all(step.record is None for step in call.transcript.steps)  # never a <Record>
-    assert not carrier.sent and not (tmp_path / "recordings").exists()
+    assert not carrier.sent and not recordings(app).exists()
     assert manifest(app) == {}
 
 
 @pytest.mark.parametrize("provider", ["twilio", "somleng"])
-def test_record_again_then_keep_and_the_next_call_plays_it(tmp_path, carrier, provider):
+def test_record_again_then_keep_and_the_next_call_plays_it(tmp_path, carrier, provider,
+                                                           line_app):
     app = line_app(tmp_path, provider)
     first, second = tone(tmp_path, "wav", hz=440), tone(tmp_path, "wav", hz=880)
     carrier.takes.update({"RE" + "a" * 32: first, "RE" + "b" * 32: second})
@@ -134,19 +162,20 @@ def test_record_again_then_keep_and_the_next_call_plays_it(tmp_path, carrier, pr
     assert fetched.url.endswith("RE" + "b" * 32 + ".wav")
     auth = base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
     assert fetched.headers["Authorization"] == f"Basic {auth}"
-    stored = tmp_path / "recordings" / "km" / "greeting.wav"
+    stored = recordings(app) / "km" / "greeting.wav"
     info = render.wav_info(stored)
     assert (info.format_tag, info.channels, info.rate) == (7, 1, 8000)
     assert stored.read_bytes() == studio.telephone(second)[0]  # the second take, not the first
     assert greeting_played(app, provider) == manifest(app)[("greeting", "km")]["file"]
     conn = app.extensions["ivr"].store.db.conn
     assert conn.execute("SELECT user, action, target FROM audit_log WHERE action LIKE "
-                        "'voice.%'").fetchall() == [("phone studio", "voice.record",
-                                                     "km/greeting")]
+                        "'voice.%' AND id > ?", [app.config["audit_mark"]]).fetchall() == [
+        ("phone studio", "voice.record", "km/greeting")]
 
 
 @pytest.mark.parametrize("provider", ["twilio", "somleng"])
-def test_an_empty_take_is_asked_again_and_stores_nothing(tmp_path, carrier, provider):
+def test_an_empty_take_is_asked_again_and_stores_nothing(tmp_path, carrier, provider,
+                                                         line_app):
     app = line_app(tmp_path, provider)
     call = dial_studio(app, provider)
     call.press("2468#").press("2").press("3#")
@@ -156,16 +185,17 @@ def test_an_empty_take_is_asked_again_and_stores_nothing(tmp_path, carrier, prov
     assert en(app, "recording.empty") in heard(call, mark)
     assert isinstance(call.waiting, RecordPrompt)  # the beep again
     call.hangup()
-    assert not carrier.sent and not (tmp_path / "recordings").exists()
+    assert not carrier.sent and not recordings(app).exists()
 
 
-def test_the_studio_is_off_without_a_pin(tmp_path, carrier):
+def test_the_studio_is_off_without_a_pin(tmp_path, carrier, line_app):
     app = line_app(tmp_path, "twilio", pin=None)
     call = dial_studio(app, "twilio")
     assert call.ended and call.transcript.ended_by == "rejected"  # not even answered
 
 
-def test_a_step_needs_the_calls_session_and_a_trusted_recording_host(tmp_path, carrier):
+def test_a_step_needs_the_calls_session_and_a_trusted_recording_host(tmp_path, carrier,
+                                                                      line_app):
     app = line_app(tmp_path, "twilio")
     twilio = Twilio(app)
     forged = twilio.post("/studio/km/keep?n=1&s=0123456789abcdef01234567&u=https://api."
@@ -180,6 +210,6 @@ def test_a_step_needs_the_calls_session_and_a_trusted_recording_host(tmp_path, c
                          ".com/x", {"Digits": "1"})
     assert unsafe.status_code == 200
     assert en(app, "studio.failed").encode() in unsafe.data  # refused: nothing was fetched
-    assert not carrier.sent and not (tmp_path / "recordings").exists()
+    assert not carrier.sent and not recordings(app).exists()
     unsigned = app.test_client().post("/studio", data={"CallSid": "CA1"})
     assert unsigned.status_code == 403

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from typing import Any
 
 from flask import Response, flash, jsonify, redirect, request, url_for
@@ -31,6 +32,7 @@ from ivr.admin.web import (
     user,
 )
 
+log = logging.getLogger("ivr.admin")
 PAGE_SIZE = 50
 SOURCES = ("person", "engine", "placeholder", "stale", "missing")
 SHOWS = ("all", "todo", *SOURCES)
@@ -122,7 +124,7 @@ def voice_upload(lang: str, key: str) -> Response:
                                    by=user().name, via=via, library=line().audio)
     except studio.StudioError as exc:
         audit("voice.refused", f"{lang}/{key}", f"{via}: {exc.key}")
-        deny(400, exc.key, **exc.values)
+        deny(503 if exc.key == "voice.error.storage" else 400, exc.key, **exc.values)
     action = "voice.replace" if found.recorded else "voice.record"
     audit(action, f"{lang}/{key}", f"{via}, {duration_ms / 1000:.1f} s, replaced "
           f"{found.source}{' ' + found.engine if found.engine else ''}")
@@ -134,7 +136,11 @@ def voice_upload(lang: str, key: str) -> Response:
 def voice_remove(lang: str, key: str) -> Response:
     found = target(lang, key)
     audio_dir, recordings_dir = folders()
-    outcome = studio.remove(found.utterance, audio_dir, recordings_dir, line().audio)
+    try:
+        outcome = studio.remove(found.utterance, audio_dir, recordings_dir, line().audio)
+    except OSError:
+        log.exception("could not remove the recording of %s [%s]", key, lang)
+        deny(503, "voice.error.storage")
     if outcome == "none":
         deny(404, "voice.error.no_recording")
     audit("voice.remove", f"{lang}/{key}", outcome)
