@@ -121,7 +121,7 @@ def studio_step(view: Callable[..., Response]) -> Callable[..., Response]:
         except Exception:
             log.exception("phone studio: fault answering %s", request.path)
             try:
-                return goodbye(kwargs.get("lang") or first_lang(), "error.apology")
+                return goodbye(kwargs.get("lang") or first_lang(), "studio.fault")
             except Exception:
                 fallback = VoiceResponse()
                 fallback.hangup()

@@ -213,3 +213,19 @@ def test_a_step_needs_the_calls_session_and_a_trusted_recording_host(tmp_path, c
     assert not carrier.sent and not recordings(app).exists()
     unsigned = app.test_client().post("/studio", data={"CallSid": "CA1"})
     assert unsigned.status_code == 403
+
+
+def test_a_fault_in_a_studio_step_is_valid_twiml_never_a_500(tmp_path, carrier, line_app,
+                                                             monkeypatch):
+    app = line_app(tmp_path, "somleng")
+    call = dial_studio(app, "somleng")
+    call.press("2468#").press("1")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(studio, "find_line", broken)
+    call.press("1#")
+    last = call.transcript.steps[-1]
+    assert last.status == 200 and call.ended and call.transcript.ended_by == "hangup"
+    assert en(app, "studio.fault") in heard(call, len(call.transcript.steps) - 1)
