@@ -77,6 +77,7 @@ class Line:
     recorded: bool = False  # a person's recording exists for it
     recorded_by: str = ""
     recorded_at: str = ""
+    composed: bool = False  # heard as its parts (number words, names), not its own audio
 
     @property
     def utterance(self) -> Utterance:
@@ -105,49 +106,38 @@ def numbers(book: PromptBook) -> dict[str, int]:
 
 
 def script(book: PromptBook, lang: str, audio_dir: Path, recordings_dir: Path) -> list[Line]:
-    """Every utterance of `lang` worth reading aloud, by number, with its audio's source."""
-    entries = render.read_manifest(audio_dir)
+    """Every utterance of `lang` worth reading aloud, by number, with its audio's source as
+    the line decides it at call time and `ivr check` counts it (`render.audio_sources`:
+    its own audio, or its parts when that is missing or stale)."""
+    utterances = {u.key: u for u in book.utterances() if u.lang == lang}
+    sources = {s.key: s for s in render.audio_sources(list(utterances.values()), audio_dir,
+                                                      recordings_dir)}
     lines = []
     for key, number in numbers(book).items():
-        if not book.has(key, lang) or not speakable(book.text(key, lang)):
+        u = utterances.get(key)
+        if u is None or not speakable(u.text):
             continue
-        lines.append(describe(number, Utterance(key, lang, book.text(key, lang)),
-                              entries.get((key, lang)), audio_dir, recordings_dir))
+        lines.append(describe(number, u, sources[key], recordings_dir))
     return lines
 
 
-def describe(number: int, u: Utterance, entry: dict[str, Any] | None, audio_dir: Path,
-             recordings_dir: Path) -> Line:
-    recording = render.find_recording(recordings_dir, u)
-    meta = read_meta(recordings_dir, u) if recording is not None else {}
-    present = entry is not None and (audio_dir / str(entry.get("file", ""))).is_file()
-    engine = str(entry.get("engine", "")) if entry and present else ""
-    file = str(entry["file"]) if entry and present else ""
-    if not present or entry is None:
-        source = "missing"
-    elif entry.get("text") != u.text:
-        source = "stale"
-    elif engine == render.RECORDING_ENGINE:
-        # a person's voice of an older text (the recording outlived a catalogue edit)
-        source = "stale" if meta.get("text", u.text) != u.text else "person"
-    elif engine == PLACEHOLDER:
-        source = "placeholder"
-    else:
-        source = "engine"
-    return Line(number, u.key, u.lang, u.text, source, engine, file, recording is not None,
-                str(meta.get("by", "")), str(meta.get("at", "")))
+def describe(number: int, u: Utterance, source: Any, recordings_dir: Path) -> Line:
+    meta = read_meta(recordings_dir, u) if source.recording is not None else {}
+    status = source.status
+    if status == "person" and not source.composed and meta.get("text", u.text) != u.text:
+        status = "stale"  # a person's voice of an older text (it outlived a catalogue edit)
+    return Line(number, u.key, u.lang, u.text, status, source.engine, source.file or "",
+                source.recording is not None, str(meta.get("by", "")),
+                str(meta.get("at", "")), source.composed)
 
 
 def find_line(book: PromptBook, lang: str, audio_dir: Path, recordings_dir: Path, *,
               key: str | None = None, number: int | None = None) -> Line | None:
     """One utterance of the script by key or number (None when there is none)."""
-    for found, n in numbers(book).items():
-        if (key is not None and found == key) or (number is not None and n == number):
-            if not book.has(found, lang) or not speakable(book.text(found, lang)):
-                return None
-            u = Utterance(found, lang, book.text(found, lang))
-            return describe(n, u, render.read_manifest(audio_dir).get((found, lang)),
-                            audio_dir, recordings_dir)
+    for line in script(book, lang, audio_dir, recordings_dir):
+        if (key is not None and line.key == key) or (number is not None
+                                                     and line.number == number):
+            return line
     return None
 
 

@@ -299,3 +299,15 @@ def test_only_administrators_record_and_every_form_needs_its_token(studio_app, a
     assert admin.get("/admin/voice?page=999").status_code == 404
     assert upload(admin, "no.such.prompt", tone(tmp_path, "wav"), "a.wav").status_code == 404
     assert 'href="/admin/voice"' in admin.get("/admin/scorecard").get_data(as_text=True)
+
+
+def test_a_prompt_heard_from_its_parts_shows_the_parts_source(studio_app, admin):
+    line = studio_app.extensions["ivr"]
+    book = {(u.key, u.lang): u for u in line.book.utterances()}
+    whole = next(u for u in line.book.utterances() if u.lang == "km" and u.parts)
+    parts = [book[(key, "km")] for key in whole.parts]
+    render.render(parts, line.settings.audio_dir, render.PlaceholderEngine())  # parts only
+    number = studio.numbers(line.book)[whole.key]
+    page = admin.get(f"/admin/voice?language=km&q={number}").get_data(as_text=True)
+    assert f'data-key="{whole.key}" data-number="{number}" data-source="placeholder"' in page
+    assert "និយាយដោយភ្ជាប់ផ្នែកតូចៗរបស់វា" in page  # said from its parts
