@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                             "%(message)s")
 
-    from ivr import admin, audio_views, callback, phone, replies, voice
+    from ivr import admin, audio_views, callback, phone, replies, studio_phone, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(callback.bp)
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.secret_key = admin.secret_key(settings)
     app.register_blueprint(admin.bp)
     app.register_blueprint(phone.bp)
+    app.register_blueprint(studio_phone.bp)  # the phone studio: its own number, IVR_STUDIO_PIN
 
     @app.get("/health")
     def health() -> dict[str, Any]:

@@ -58,6 +58,8 @@ class Settings:
     callbacks_per_day: int = 3  # per caller (keyed hash), 24 hours
     callbacks_per_hour: int = 120  # for the whole line
     callback_countries: tuple[str, ...] = ("855",)  # country codes called back; "*": any
+    recordings: Path | None = None  # IVR_RECORDINGS (None: <prompts>/recordings)
+    studio_pin: str | None = None  # IVR_STUDIO_PIN (None: the phone studio is off)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -105,8 +107,15 @@ class Settings:
             callback_countries=tuple(c.strip().lstrip("+") for c in
                                      env.get("IVR_CALLBACK_COUNTRIES", "855").split(",")
                                      if c.strip()),
+            recordings=Path(env["IVR_RECORDINGS"]) if env.get("IVR_RECORDINGS") else None,
+            studio_pin=(env.get("IVR_STUDIO_PIN") or "").strip() or None,
         )
         return replace(settings, **overrides)
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where people's recordings of the prompts live: recordings/<lang>/<key>.wav."""
+        return self.recordings if self.recordings is not None else self.prompts / "recordings"
 
     @property
     def recording_hosts(self) -> tuple[str, ...]:

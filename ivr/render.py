@@ -1076,8 +1076,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         summary = render(utterances, args.audio_dir, engine,
-                         recordings_dir=args.prompts / "recordings", force=args.force,
-                         prune=args.prune, dry_run=args.dry_run, jobs=args.jobs,
+                         recordings_dir=Path(os.environ.get("IVR_RECORDINGS")  # the studio's
+                                             or args.prompts / "recordings"),
+                         force=args.force, prune=args.prune, dry_run=args.dry_run, jobs=args.jobs,
                          langs=args.langs, progress=None if args.dry_run else make_progress())
     except KeyboardInterrupt:
         print("\ninterrupted: finished prompts are saved; run again to carry on",

@@ -26,7 +26,7 @@ from seed_demo import seed  # noqa: E402
 PASSWORD = "browser-test-password"
 USERS = {"admin": ("admin", PASSWORD), "ombudsman": ("ombud", "ombudsman-password"),
          "office": ("chief", "office-chief-password"), "analyst": ("analyst", "analyst-password")}
-NAV = {"admin": ["scorecard", "calls", "cases", "visitors", "users", "audit"],
+NAV = {"admin": ["scorecard", "calls", "cases", "visitors", "users", "audit", "voice"],
        "ombudsman": ["scorecard", "cases"], "office": ["scorecard", "calls", "visitors"],
        "analyst": ["scorecard", "calls"]}
 

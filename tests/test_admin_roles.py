@@ -63,6 +63,13 @@ def expected(endpoint: str, method: str, role: str, where: str, export: str = ""
         "admin.user_password": 404 if role == "admin" else 403,
         "admin.visitors": 200 if role in ("admin", "office") else 403,
         "admin.visitor_add": 400 if role in ("admin", "office") else 403,  # no consent given
+        # the voice studio: administrators only (an empty upload or import: 400, says why)
+        "admin.voice": 200 if role == "admin" else 403,
+        "admin.voice_script": 200 if role == "admin" else 403,
+        "admin.voice_script_csv": 200 if role == "admin" else 403,
+        "admin.voice_upload": 400 if role == "admin" else 403,
+        "admin.voice_import": 400 if role == "admin" else 403,
+        "admin.voice_remove": 404 if role == "admin" else 403,  # no recording to remove
     }
     return table[endpoint]
 
@@ -113,7 +120,7 @@ def url_for_rule(rule, role: str, where: str, references: dict[str, str],
                  export: str = "") -> str:
     office = OWN[role] if where == "own" else OTHER
     values = {"office_id": office, "reference": references[office], "name": "nobody",
-              "item": "999"}
+              "item": "999", "lang": "km", "key": "greeting"}
     if rule.endpoint == "admin.export":
         values = {"page": export, "name": EXPORTS[export]}
     url = rule.rule

@@ -11,13 +11,14 @@ their own account and role (access.py holds the matrix).
     visitors    registering visitors for a feedback call; those calls' response rates
     cases       cases, their status and note, the recording player
     exports     CSV of every table
+    voice       the voice studio: people's recordings of the prompts, the recording script
     retention   `ivr purge`: recordings and notes of closed cases, at the provider too
     schema      the tables
 """
 
 from __future__ import annotations
 
-from ivr.admin import auth, cases, exports, funnel, scorecards, visitors  # noqa: F401 - routes
+from ivr.admin import auth, cases, exports, funnel, scorecards, visitors, voice  # noqa: F401 - the routes
 from ivr.admin.accounts import ACCOUNT, ADDRESS
 from ivr.admin.cases import provider_url, recording_refusal, trusted_recording_url
 from ivr.admin.scorecards import Cell, Tally, group_cells, scorecard_tables, tally_cells

@@ -35,6 +35,13 @@ ACCESS: dict[str, frozenset[str]] = {
     # post-visit feedback calls: OWSO staff register visitors of their own offices
     "visitors": frozenset({"admin", "office"}),
     "visitor_add": frozenset({"admin", "office"}),
+    # the voice studio: what every caller hears, so only administrators record
+    "voice": frozenset({"admin"}),
+    "voice_upload": frozenset({"admin"}),
+    "voice_remove": frozenset({"admin"}),
+    "voice_import": frozenset({"admin"}),
+    "voice_script": frozenset({"admin"}),
+    "voice_script_csv": frozenset({"admin"}),
 }
 
 # /admin/export/<page>/...: the page whose rules an export follows
