@@ -11,10 +11,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import TypeVar
 
-from ivr.catalog import Catalog, CatalogError, Fee, FeeChoice, Service, Text, read_yaml
+from ivr.catalog import (
+    WEEKDAYS,
+    Catalog,
+    CatalogError,
+    Fee,
+    FeeChoice,
+    Office,
+    Service,
+    Text,
+    read_yaml,
+)
 from ivr.khmer import number_words
 from ivr.utterance import Utterance
 
@@ -67,6 +78,13 @@ def pages(items: Sequence[T]) -> list[Sequence[T]]:
 def digit_of(items: Sequence[T], item: T) -> int:
     """The key that chooses `item` on its page."""
     return items.index(item) % PAGE_SIZE + 1
+
+
+def choice_key(kind: str, item: str, digit: int, usual: int) -> str:
+    """The prompt key of "for <item>, press <digit>": `usual` is its key in the full list;
+    in a shorter list (only what an office gives) it may have another, with its own prompt."""
+    base = f"{kind}.{item}.choice"
+    return base if digit == usual else f"{base}.{digit}"
 
 
 def fee_paths(fee: Fee | FeeChoice | None, path: str = ""
@@ -129,13 +147,29 @@ def all_utterances(catalog: Catalog, wording: Wording) -> list[Utterance]:
 
 
 class _Writer:
-    def __init__(self, wording: Wording, lang: str):
+    def __init__(self, wording: Wording, lang: str, catalog: Catalog):
         self.lang = lang
+        self.catalog = catalog
         self.templates = wording.templates[lang]
 
     def number(self, n: int) -> str:
         """Khmer numbers as words (spoken amounts); English with thousands separators."""
         return number_words(n) if self.lang == "km" else f"{n:,}"
+
+    def two_digits(self, n: int) -> str:
+        """Minutes past the hour: Khmer words; otherwise two digits (7:05)."""
+        return number_words(n) if self.lang == "km" else f"{n:02d}"
+
+    def clock(self, at: time) -> str:
+        """A time of day as people say it: 7:30 in the morning, 5 in the afternoon."""
+        period = ("night" if at.hour < 5 or at.hour >= 20 else "morning" if at.hour < 12
+                  else "afternoon" if at.hour < 17 else "evening")
+        hour = self.number(at.hour % 12 or 12)
+        said = self.templates[f"clock.{period}"]
+        if at.minute:
+            return self.fill("clock.minutes", hour=hour, minutes=self.two_digits(at.minute),
+                             period=said)
+        return self.fill("clock.hour", hour=hour, period=said)
 
     def fill(self, template: str, **values: object) -> str:
         return _tidy(self.templates[template].format(**values))
@@ -193,7 +227,11 @@ class _Writer:
     def service_info(self, service: Service) -> str:
         lang = self.lang
         parts = [self.fill("service.name", name=service.name[lang])]
-        if service.level == "provincial":
+        if service.offered_at:  # limited to some offices: say which
+            sep = self.templates["offices.separator"]
+            parts.append(self.fill("service.offered-at", offices=sep.join(
+                o.name[lang] for o in self.catalog.offices if o.id in service.offered_at)))
+        elif service.level == "provincial":
             parts.append(self.fill("service.provincial"))
         if service.documents is None:
             parts.append(self.fill("documents.unpublished"))
@@ -220,7 +258,7 @@ def _tidy(text: str) -> str:
 
 
 def _utterances_of(catalog: Catalog, wording: Wording, lang: str) -> Iterator[tuple[str, str]]:
-    w = _Writer(wording, lang)
+    w = _Writer(wording, lang, catalog)
     yield from wording.sentences[lang].items()
     for categories in pages(catalog.categories):
         for digit, category in enumerate(categories, start=1):
@@ -241,6 +279,7 @@ def _utterances_of(catalog: Catalog, wording: Wording, lang: str) -> Iterator[tu
     yield from _survey_utterances(catalog, w)
     for digit, topic in enumerate(catalog.topics, start=1):
         yield f"complaint.topic.{topic.id}.choice", w.choice(topic.name[lang], digit)
+    yield from _opening_utterances(catalog, w)
     length = w.duration(catalog.max_recording_seconds)
     yield "complaint.notice", w.fill("complaint.notice", length=length)
     yield "ombudsman.notice", w.fill("ombudsman.notice", length=length)
@@ -256,16 +295,93 @@ def _office_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]
         for page in pages(catalog.offices_in(province.code)):
             for digit, office in enumerate(page, start=1):
                 # a provincial unit is chosen by its name, among the districts of its province
-                said = office.name if office.level == "provincial" else office.district
-                yield f"office.{office.id}.choice", w.choice(said[w.lang], digit)
+                yield f"office.{office.id}.choice", w.choice(_said(office)[w.lang], digit)
     for office in catalog.offices:
         yield f"office.{office.id}.connecting", w.fill("office.connecting",
                                                        district=office.district[w.lang])
+        yield f"office.{office.id}.chosen", w.fill("office.chosen",
+                                                   office=_said(office)[w.lang])
+    only = {found[0].id: found[0] for found in
+            (catalog.offices_offering(s.id) for s in catalog.services()) if len(found) == 1}
+    for office in only.values():  # the only office that gives some service
+        yield f"office.{office.id}.only", w.fill("office.only", office=office.name[w.lang])
+    yield from _shorter_lists(catalog, w)
     # read back after a wrong code: the lengths the catalogue's codes have ("4", "4 or 5")
     lengths = sorted({len(office.code) for office in catalog.offices})
     sep = w.templates["office.code.lengths.separator"]
     yield "office.code.length", w.fill("office.code.length",
                                        length=sep.join(w.number(n) for n in lengths))
+
+
+OPENS_WHEN = ("today", "tomorrow", *WEEKDAYS)
+
+
+def opening_key(when: str, at: time) -> str:
+    """"It opens again <when> at <time>": when is today, tomorrow or a weekday (mon...)."""
+    return f"ombudsman.opens.{when}.{at:%H%M}"
+
+
+def _opening_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
+    """When a closed Ombudsman line opens again, for every opening time in the catalogue."""
+    times = sorted({o.ombudsman.hours.open for o in catalog.offices
+                    if o.ombudsman.hours is not None})
+    for at in times:
+        clock = w.clock(at)
+        for when in OPENS_WHEN:
+            text = (w.fill(f"ombudsman.opens.{when}", time=clock) if when in OPENS_WHEN[:2]
+                    else w.fill("ombudsman.opens.day", day=w.templates[f"day.{when}"],
+                                time=clock))
+            yield opening_key(when, at), text
+
+
+def _said(office: Office) -> Text:
+    """How an office is named in menus: its district (with its unit), or a provincial
+    unit's own name."""
+    return office.name if office.level == "provincial" else office.district
+
+
+def _shorter_lists(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
+    """The choices of lists shortened to what an office gives (the services to rate there)
+    or to the offices that give a service (where to rate it), where an item's key differs
+    from its key in the full list."""
+    names: dict[str, dict[str, Text]] = {
+        "category": {c.id: c.name for c in catalog.categories},
+        "service": {s.id: s.name for s in catalog.services()},
+        "province": {p.code: p.name for p in catalog.provinces()},
+        "office": {o.id: _said(o) for o in catalog.offices},
+    }
+    lists: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
+    every_category = tuple(c.id for c in catalog.categories)
+    for office in catalog.offices:
+        given = catalog.categories_at(office.id)
+        lists.add(("category", tuple(c.id for c in given), every_category))
+        for category in given:
+            full = catalog.category(category.id)
+            assert full is not None
+            lists.add(("service", tuple(s.id for s in category.services),
+                       tuple(s.id for s in full.services)))
+    every_province = tuple(p.code for p in catalog.provinces())
+    for service in catalog.services():
+        offering = {o.id for o in catalog.offices_offering(service.id)}
+        if len(offering) == len(catalog.offices):
+            continue
+        provinces = []
+        for province in every_province:
+            offices = tuple(o.id for o in catalog.offices_in(province))
+            shown = tuple(o for o in offices if o in offering)
+            if shown:
+                provinces.append(province)
+            if len(shown) > 1:  # one office: the province leads straight to it
+                lists.add(("office", shown, offices))
+        lists.add(("province", tuple(provinces), every_province))
+    said: dict[str, str] = {}
+    for kind, shown, every in sorted(lists):
+        for i, item in enumerate(shown):
+            digit, usual = i % PAGE_SIZE + 1, every.index(item) % PAGE_SIZE + 1
+            key = choice_key(kind, item, digit, usual)
+            if digit != usual and key not in said:
+                said[key] = w.choice(names[kind][item][w.lang], digit)
+    yield from said.items()
 
 
 def _survey_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
