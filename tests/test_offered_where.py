@@ -222,3 +222,19 @@ def test_a_closed_ombudsman_line_says_when_it_opens(staffed, carrier, moment, sa
     assert "leave a voice message" in call.heard()
     call.press("0")  # heard again: the same
     assert says in call.heard()
+
+
+def test_no_step_rates_a_service_where_it_is_not_given():
+    """Not even at an edited URL: the survey, the comment and the thanks of a service at an
+    office that does not give it are no step of the line (the caller is sent to the main
+    menu), while at an office that gives it they are."""
+    flow = flow_for(load_catalog(ROOT / "catalog.yaml"), ROOT / "prompts")
+    for node in (tree.RATE_QUESTION.path(number="1"), tree.RATE_COMMENT.path()):
+        for office, service, given in (
+                ("poipet", "transfer-unregistered-land-town", False),
+                ("ou-chrov", "transfer-unregistered-land-town", True),
+                ("bavel", "licence-a-exam", False),
+                ("battambang-province", "licence-a-exam", True),
+                ("battambang-province", "barber-2-4-chairs", False)):
+            pos = flow_position(node, office=office, service=service)
+            assert (flow.menu(pos) is not None) == given, (node, office, service)
