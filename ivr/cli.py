@@ -1,4 +1,4 @@
-"""The `ivr` command: serve, check, render, call, report, users, purge."""
+"""The `ivr` command: serve, check, render, call, report, users, purge, backup."""
 
 from __future__ import annotations
 
@@ -163,6 +163,24 @@ def report(since: str | None, until: str | None, office: str | None, by: str, as
         click.echo(reports.format_table(items))
 
 
+@main.command()
+@click.option("--to", "folder", required=True, type=click.Path(file_okay=False),
+              help="The folder of the copies (deploy/systemd/owso-ivr-backup.service).")
+@click.option("--keep-days", default=30, show_default=True,
+              help="Copies older than this many days are removed.")
+def backup(folder: str, keep_days: int) -> None:
+    """Copy the database while the line runs (consistent, private), drop old copies."""
+    from pathlib import Path
+
+    from ivr.store import backup_database
+
+    settings = Settings.from_env()
+    if not settings.database.exists():
+        raise click.ClickException(f"no database at {settings.database}")
+    copy = backup_database(settings.database, Path(folder), keep_days)
+    click.echo(f"{settings.database} copied to {copy}")
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def render(ctx: click.Context) -> None:
@@ -220,11 +238,11 @@ def users_add(name: str, role: str, offices: tuple[str, ...]) -> None:
     store = _admin_store(settings)
     known = [o.id for o in load_catalog(settings.catalog).offices]
     try:
-        made = accounts.add_user(store.db.conn, name, role, offices, _password(), known)
+        made = accounts.add_user(store.patient_db.conn, name, role, offices, _password(), known)
     except accounts.AccountError as exc:
         _fail(exc)
         return
-    accounts.audit(store.db.conn, accounts.operator(), "", "user.add", made.name,
+    accounts.audit(store.patient_db.conn, accounts.operator(), "", "user.add", made.name,
                    f"role {made.role}; offices {','.join(made.offices) or '-'}", "local")
     click.echo(f"added {made.name} ({made.role}"
                + (f": {', '.join(made.offices)}" if made.offices else "") + ")")
@@ -236,7 +254,7 @@ def users_list() -> None:
     from ivr.admin import accounts
 
     store = _admin_store(Settings.from_env())
-    rows = accounts.list_users(store.db.conn)
+    rows = accounts.list_users(store.patient_db.conn)
     if not rows:
         click.echo("no accounts yet: ivr users add NAME --role admin")
         return
@@ -256,11 +274,11 @@ def users_disable(name: str) -> None:
 
     store = _admin_store(Settings.from_env())
     try:
-        gone = accounts.disable_user(store.db.conn, name)
+        gone = accounts.disable_user(store.patient_db.conn, name)
     except accounts.AccountError as exc:
         _fail(exc)
         return
-    accounts.audit(store.db.conn, accounts.operator(), "", "user.disable", gone.name,
+    accounts.audit(store.patient_db.conn, accounts.operator(), "", "user.disable", gone.name,
                    address="local")
     click.echo(f"disabled {gone.name}; its sessions have ended")
 
@@ -273,11 +291,11 @@ def users_password(name: str) -> None:
 
     store = _admin_store(Settings.from_env())
     try:
-        changed = accounts.set_password(store.db.conn, name, _password())
+        changed = accounts.set_password(store.patient_db.conn, name, _password())
     except accounts.AccountError as exc:
         _fail(exc)
         return
-    accounts.audit(store.db.conn, accounts.operator(), "", "user.password", changed.name,
+    accounts.audit(store.patient_db.conn, accounts.operator(), "", "user.password", changed.name,
                    address="local")
     click.echo(f"password of {changed.name} changed; its sessions have ended")
 
@@ -297,7 +315,7 @@ def purge(dry_run: bool) -> None:
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
     store = _admin_store(settings)
-    listed, outcome = retention.purge(store.db.conn, settings, dry_run=dry_run)
+    listed, outcome = retention.purge(store.patient_db.conn, settings, dry_run=dry_run)
     verb = "due" if dry_run else "purged"
     click.echo(f"retention {settings.retention_days} days (closed before "
                f"{retention.cutoff(settings)[:10]}): {len(listed)} case(s) due")

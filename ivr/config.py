@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -11,7 +12,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 DEV_AUTH_TOKEN = "dev-only-token-not-for-production"
+# Secrets may be given as files instead (NAME_FILE=path, e.g. a systemd credential): a file
+# only root can read, outside the database's folder, is where they belong (README,
+# "Settings").
+SECRETS = ("TWILIO_AUTH_TOKEN", "IVR_CALLER_KEY", "IVR_ADMIN_PASSWORD", "IVR_SECRET_KEY")
 PROVIDERS = ("twilio", "somleng")
+log = logging.getLogger(__name__)
 TWILIO_RECORDING_HOSTS = ("api.twilio.com",)
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
@@ -41,7 +47,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        env = os.environ if environ is None else environ
+        env = dict(os.environ if environ is None else environ)
+        if (env.get("IVR_DEVELOPMENT", "").strip().lower() not in ("", "0", "false", "no")
+                and "development" not in overrides):
+            # development settings (the public development token, /phone open to anyone) come
+            # only with `ivr serve` and `ivr call`, never from the environment of a server
+            raise RuntimeError(
+                "IVR_DEVELOPMENT is set: development mode is not a setting of the line. "
+                "Unset it; run `ivr serve` for a development server.")
+        env.update(secrets_from_files(env))
         key = env.get("IVR_CALLER_KEY")
         settings = cls(
             auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
@@ -53,7 +67,6 @@ class Settings:
             admin_password=env.get("IVR_ADMIN_PASSWORD") or None,
             proxy_hops=int(env.get("IVR_PROXY_HOPS", "0") or 0),
             caller_id=env.get("IVR_CALLER_ID") or None,
-            development=env.get("IVR_DEVELOPMENT", "") in ("1", "true", "yes"),
             secret_key=env.get("IVR_SECRET_KEY") or None,
             twilio_account_sid=(env.get("TWILIO_ACCOUNT_SID") or env.get("IVR_ACCOUNT_SID")
                                 or None),
@@ -117,7 +130,31 @@ class Settings:
         return replace(self, auth_token=token, caller_key=self.caller_key or self._stored_key())
 
     def _stored_key(self) -> bytes:
-        return stored_secret(self.database.parent / "caller.key").encode()
+        path = self.database.parent / "caller.key"
+        if not self.development:
+            log.warning(
+                "IVR_CALLER_KEY is not set: the caller key is kept in %s, beside the "
+                "database; whoever has a copy of both can recover every caller's number. "
+                "Keep it apart (IVR_CALLER_KEY_FILE, README \"Settings\").", path)
+        return stored_secret(path).encode()
+
+
+def secrets_from_files(env: dict[str, str]) -> dict[str, str]:
+    """The secrets given as NAME_FILE=path, read (one trailing newline dropped)."""
+    found = {}
+    for name in SECRETS:
+        path = env.get(f"{name}_FILE")
+        if not path:
+            continue
+        if env.get(name):
+            raise RuntimeError(f"both {name} and {name}_FILE are set: set one of them.")
+        try:
+            found[name] = Path(path).read_text(encoding="utf-8").removesuffix("\n")
+        except OSError as exc:
+            raise RuntimeError(f"{name}_FILE: cannot read {path} ({exc.strerror}).") from None
+        if not found[name]:
+            raise RuntimeError(f"{name}_FILE: {path} is empty.")
+    return found
 
 
 def whole_number(env: Any, name: str, default: int) -> int:

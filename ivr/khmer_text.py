@@ -5,13 +5,20 @@ punctuation and spaces. Khmer writes no spaces between words and ends sentences 
 so gTTS would cut a long Khmer sentence in the middle of a word, or even between a consonant
 and its vowel, and the caller would hear a broken syllable. `split_for_tts` cuts first at
 sentence ends, then at spaces (or zero-width spaces, which Khmer writers use to mark word
-breaks), and only as a last resort between grapheme clusters, never inside one.
+breaks), then between words found by a Khmer word segmenter (khmercut, a CRF model), and
+only as a last resort -- a single word longer than the limit -- between grapheme clusters,
+never inside one.
+
+gTTS adds a space after each ? and ! before it counts its 100 characters, so the lengths
+here can be counted its way (`gtts_length`), and a piece that fits here fits there.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from collections.abc import Callable
 
 from ivr.khmer import spell_numbers
 
@@ -57,16 +64,26 @@ def clusters(text: str) -> list[str]:
     return result
 
 
-def split_for_tts(text: str, limit: int = 100) -> list[str]:
-    """Cut `text` into pieces of at most `limit` characters, preferring sentence ends, then
-    spaces and zero-width spaces (dropped at the cut), and only then grapheme-cluster
-    boundaries. Pieces are packed greedily, so short sentences share one piece (one request)."""
+TONE_MARKS = "?!？！"  # gTTS's tone_marks pre-processor adds a space after each
+
+
+def gtts_length(text: str) -> int:
+    """The length gTTS counts for `text`: one more for each ? or ! (the space it adds)."""
+    return len(text) + sum(text.count(mark) for mark in TONE_MARKS)
+
+
+def split_for_tts(text: str, limit: int = 100,
+                  length: Callable[[str], int] = len) -> list[str]:
+    """Cut `text` into pieces of at most `limit` characters (as `length` counts them),
+    preferring sentence ends, then spaces and zero-width spaces (dropped at the cut), then
+    Khmer word boundaries, and only then grapheme-cluster boundaries. Pieces are packed
+    greedily, so short sentences share one piece (one request)."""
     if limit < MIN_LIMIT:
         raise ValueError(f"limit must be at least {MIN_LIMIT} characters, not {limit}")
     text = text.strip(BREAKS)
     if not text:
         return []
-    return [piece for piece in _split(text, limit, 0) if piece]
+    return [piece for piece in _split(text, limit, 0, length) if piece]
 
 
 def _can_start(text: str, index: int) -> bool:
@@ -108,11 +125,38 @@ def _clusters(text: str) -> list[tuple[str, str]]:
     return [(cluster, "") for cluster in clusters(text)]
 
 
-_LEVELS = (_sentences, _words, _clusters)
+@functools.lru_cache(maxsize=1)
+def _segmenter() -> Callable[[str], list[str]]:
+    from khmercut import tokenize
+
+    return tokenize
 
 
-def _split(text: str, limit: int, level: int) -> list[str]:
-    if len(text) <= limit:
+def words(text: str) -> list[str]:
+    """Khmer words (khmercut), each starting where a piece may start; "".join() of them is
+    `text`. Without a segmenter's answer that keeps every character, the clusters."""
+    tokens = _segmenter()(text)
+    if "".join(tokens) != text:
+        return clusters(text)
+    result: list[str] = []
+    for token in tokens:
+        if result and token and not _can_start(token, 0):
+            result[-1] += token  # a stray mark belongs to what precedes it
+        elif token:
+            result.append(token)
+    return result
+
+
+def _segmented(text: str) -> list[tuple[str, str]]:
+    return [(word, "") for word in words(text)]
+
+
+_LEVELS = (_sentences, _words, _segmented, _clusters)
+
+
+def _split(text: str, limit: int, level: int, length: Callable[[str], int] = len
+           ) -> list[str]:
+    if length(text) <= limit:
         return [text]
     if level == len(_LEVELS):  # one cluster longer than the limit: cannot be cut safely
         return [text]
@@ -120,14 +164,14 @@ def _split(text: str, limit: int, level: int) -> list[str]:
     current = ""
     separator = ""
     for chunk, sep in _LEVELS[level](text):
-        if len(chunk) > limit:
+        if length(chunk) > limit:
             if current:
                 pieces.append(current)
-            pieces.extend(_split(chunk, limit, level + 1))
+            pieces.extend(_split(chunk, limit, level + 1, length))
             current, separator = "", ""
             continue
         joined = current + separator + chunk if current else chunk
-        if len(joined) <= limit:
+        if length(joined) <= limit:
             current = joined
         else:
             pieces.append(current)

@@ -27,7 +27,10 @@ class LiveCatalog:
     """The catalogue and its prompts, re-read when an administrator changes the files.
 
     A broken edit never takes the line down: the running line keeps its last good catalogue
-    and logs what is wrong (start-up, by contrast, refuses a broken catalogue).
+    and logs what is wrong (start-up, by contrast, refuses a broken catalogue). A request
+    only notices the change (a stat of the files, at most once a second); the files are read
+    and checked in a thread of their own, and the requests meanwhile keep the catalogue they
+    had, so no caller waits while a large catalogue is parsed.
     """
 
     RECHECK_SECONDS = 1.0
@@ -41,6 +44,7 @@ class LiveCatalog:
         self._state = (*self._load(), 0)
         self._checked = time.monotonic()
         self._lock = threading.Lock()
+        self.loader: threading.Thread | None = None  # the reload in progress, if any
 
     def _load(self) -> tuple[Catalog, PromptBook]:
         catalog = load_catalog(self.settings.catalog)
@@ -63,21 +67,29 @@ class LiveCatalog:
         if now - self._checked >= self.RECHECK_SECONDS and self._lock.acquire(blocking=False):
             try:
                 self._checked = now
-                stamp = self._files_stamp()
-                if stamp != self._stamp:
-                    self._stamp = stamp
-                    try:
-                        self._state = (*self._load(), self._state[2] + 1)
-                        log.info("catalogue reloaded from %s", self.settings.catalog)
-                    except CatalogError as exc:
-                        log.error("catalogue change NOT applied, the line keeps the last good "
-                                  "catalogue: %s", exc)
-                    except Exception:  # any other fault of a new file: keep the last good
-                        log.exception("catalogue change NOT applied (it could not be read), "
-                                      "the line keeps the last good catalogue")
+                loading = self.loader is not None and self.loader.is_alive()
+                if not loading and self._files_stamp() != self._stamp:
+                    self.loader = threading.Thread(target=self._reload, name="ivr-catalogue",
+                                                   daemon=True)
+                    self.loader.start()
             finally:
                 self._lock.release()
         return self._state
+
+    def _reload(self) -> None:
+        stamp = self._files_stamp()  # what is read now (a later edit is noticed afterwards)
+        try:
+            catalog, book = self._load()
+        except CatalogError as exc:
+            log.error("catalogue change NOT applied, the line keeps the last good "
+                      "catalogue: %s", exc)
+        except Exception:  # any other fault of a new file: keep the last good
+            log.exception("catalogue change NOT applied (it could not be read), "
+                          "the line keeps the last good catalogue")
+        else:
+            self._state = (catalog, book, self._state[2] + 1)
+            log.info("catalogue reloaded from %s", self.settings.catalog)
+        self._stamp = stamp
 
 
 @dataclass

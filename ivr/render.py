@@ -1,8 +1,11 @@
 """Rendering every prompt to the audio Twilio plays: 8 kHz mono mu-law WAV, content-addressed.
 
 Twilio's `<Say>` has no Khmer voice, so each utterance is rendered ahead of time by a TTS
-engine (gTTS in production; espeak-ng and a placeholder tone offline), or taken from a human
-recording in prompts/recordings/<lang>/<key>.wav|.mp3, which always wins.
+engine (Azure Speech's neural Khmer voices for production, gTTS as a stop-gap; espeak-ng and
+a placeholder tone offline), or taken from a human recording in
+prompts/recordings/<lang>/<key>.wav|.mp3, which always wins. A recording's audio keeps the
+text it was recorded for: when the text changes it is stale (never played), and the line says
+the sentence from its parts (`Utterance.parts`) instead; `audio_sources` says which is heard.
 
 A file's name is a hash of everything that shapes its sound (text, engine, engine settings,
 conversion settings), so a changed prompt gets a new URL and no cache plays a stale one. The
@@ -15,6 +18,7 @@ manifest entry without its file, and the next run carries on from where it stopp
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -39,7 +43,7 @@ from typing import IO, Any, Protocol
 
 import imageio_ffmpeg
 
-from ivr.khmer_text import prepare, split_for_tts
+from ivr.khmer_text import gtts_length, prepare, split_for_tts
 from ivr.utterance import Utterance
 
 with warnings.catch_warnings():  # pydub warns at import: no ffmpeg on PATH (we give it one),
@@ -59,6 +63,8 @@ CHECKPOINT_EVERY = 10  # write the manifest after this many renders, so a crash 
 STALE_TEMP_SECONDS = 600  # temp files older than this are leftovers of a killed run
 
 # Everything the conversion does; part of every fingerprint, so changing it re-renders all.
+# (The mu-law encoder is not in it: audioop's and ffmpeg's G.711 tables differ by one code on
+# under 1 % of samples, inaudibly, so audio rendered before it moved in-process stays current.)
 CONVERSION: dict[str, Any] = {
     "rate": 8000,
     "channels": 1,
@@ -129,7 +135,8 @@ class GttsEngine:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.min_interval = min_interval
-        self.settings = {"tld": tld, "slow": slow, "split": f"khmer_text/{self.SPLIT_LIMIT}"}
+        self.settings = {"tld": tld, "slow": slow,
+                         "split": f"khmer_text/{self.SPLIT_LIMIT}/words/gtts-length"}
         self._sleep = sleep
         self._clock = clock
         self.give_up_after = give_up_after
@@ -139,7 +146,8 @@ class GttsEngine:
         self._last_outage = ""
 
     def synthesize(self, text: str, lang: str) -> Audio:
-        pieces = [p for p in split_for_tts(text, self.SPLIT_LIMIT) if _speakable(p)]
+        pieces = [p for p in split_for_tts(text, self.SPLIT_LIMIT, gtts_length)
+                  if _speakable(p)]
         if not pieces:
             raise RenderError("nothing to speak")
         if self._outages >= self.give_up_after:  # Google is unreachable: do not wait per prompt
@@ -221,6 +229,129 @@ def _speakable(text: str) -> bool:
     return any(char.isalnum() for char in text)
 
 
+class AzureEngine:
+    """Microsoft Azure Speech, neural voices (km-KH-SreymomNeural, km-KH-PisethNeural), over
+    its REST API: SSML in, an 8 kHz mono mu-law WAV out (`riff-8khz-8bit-mono-mulaw`, the
+    telephone format Twilio plays without resampling).
+
+    Key and region come from AZURE_SPEECH_KEY and AZURE_SPEECH_REGION; the voice per
+    language from AZURE_SPEECH_VOICE_<LANG> (e.g. AZURE_SPEECH_VOICE_KM=km-KH-PisethNeural).
+    The free tier allows about 20 requests a minute: requests are spaced `60 / per_minute`
+    seconds apart, and a 429 or 5xx is retried with exponential backoff, waiting at least
+    what Retry-After says.
+    """
+
+    name = "azure"
+    VOICES = {"km": "km-KH-SreymomNeural", "en": "en-US-JennyNeural"}
+    FORMAT = "riff-8khz-8bit-mono-mulaw"
+    LOCALES = {"km": "km-KH", "en": "en-US"}
+
+    def __init__(self, key: str | None = None, region: str | None = None, *,
+                 voices: dict[str, str] | None = None, per_minute: float = 20,
+                 attempts: int = 5, backoff: float = 2.0, max_backoff: float = 120.0,
+                 timeout: float = 30.0, session: Any = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
+                 environ: dict[str, str] | None = None):
+        env = dict(os.environ) if environ is None else environ
+        self.key = key if key is not None else env.get("AZURE_SPEECH_KEY", "").strip()
+        self.region = region if region is not None else env.get("AZURE_SPEECH_REGION",
+                                                                 "").strip()
+        if not self.key:
+            raise EngineUnavailable("--engine azure needs AZURE_SPEECH_KEY (the Speech "
+                                    "resource's key) and AZURE_SPEECH_REGION (e.g. "
+                                    "southeastasia) in the environment")
+        if not re.fullmatch(r"[a-z0-9]+", self.region or ""):
+            raise EngineUnavailable("--engine azure needs AZURE_SPEECH_REGION, the Speech "
+                                    "resource's region in lower case (e.g. southeastasia)")
+        self.voices = {**self.VOICES, **{
+            name[len("AZURE_SPEECH_VOICE_"):].lower(): value.strip()
+            for name, value in env.items()
+            if name.startswith("AZURE_SPEECH_VOICE_") and value.strip()}, **(voices or {})}
+        self.languages: frozenset[str] | None = frozenset(self.voices)
+        self.url = f"https://{self.region}.tts.speech.microsoft.com/cognitiveservices/v1"
+        self.min_interval = 60.0 / per_minute
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self.settings = {"voices": dict(sorted(self.voices.items())), "format": self.FORMAT}
+        self._session = session
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_request = -math.inf
+
+    def ssml(self, text: str, lang: str) -> str:
+        from xml.sax.saxutils import escape, quoteattr
+
+        voice = self.voices[lang]
+        locale = "-".join(voice.split("-")[:2]) or self.LOCALES.get(lang, lang)
+        return (f"<speak version='1.0' xml:lang={quoteattr(locale)}>"
+                f"<voice name={quoteattr(voice)}>{escape(text)}</voice></speak>")
+
+    def synthesize(self, text: str, lang: str) -> Audio:
+        import requests
+
+        if lang not in self.voices:
+            raise RenderError(f"azure: no voice set for {lang} (AZURE_SPEECH_VOICE_"
+                              f"{lang.upper()})")
+        if not _speakable(text):
+            raise RenderError("nothing to speak")
+        session = self._session or requests.Session()
+        self._session = session
+        headers = {"Ocp-Apim-Subscription-Key": self.key,
+                   "Content-Type": "application/ssml+xml",
+                   "X-Microsoft-OutputFormat": self.FORMAT,
+                   "User-Agent": "owso-ivr"}
+        body = self.ssml(text, lang).encode("utf-8")
+        for attempt in range(1, self.attempts + 1):
+            self._wait_turn()
+            try:
+                reply = session.post(self.url, data=body, headers=headers,
+                                     timeout=self.timeout)
+            except requests.RequestException as exc:
+                reason = f"azure: {type(exc).__name__}: {exc}"
+                if attempt == self.attempts:
+                    raise RenderError(f"{reason} (gave up after {attempt} tries)") from exc
+                self._back_off(self._delay(attempt, None))
+                continue
+            if reply.status_code == 200:
+                if not reply.content.startswith(b"RIFF"):
+                    raise RenderError("azure: the reply is not a WAV file")
+                return Audio(reply.content, "wav")
+            reason = f"azure: HTTP {reply.status_code} {reply.reason or ''}".rstrip()
+            if reply.status_code in (401, 403):
+                raise RenderError(f"{reason}: check AZURE_SPEECH_KEY and AZURE_SPEECH_REGION")
+            if reply.status_code != 429 and reply.status_code < 500:
+                raise RenderError(f"{reason}: {reply.text[:200]}")
+            if attempt == self.attempts:
+                raise RenderError(f"{reason} (gave up after {attempt} tries)")
+            self._back_off(self._delay(attempt, reply.headers.get("Retry-After")))
+        raise AssertionError("unreachable")
+
+    def _wait_turn(self) -> None:
+        with self._lock:
+            delay = self._next_request - self._clock()
+            if delay > 0:
+                self._sleep(delay)
+            self._next_request = self._clock() + self.min_interval
+
+    def _back_off(self, delay: float) -> None:
+        with self._lock:
+            self._next_request = max(self._next_request, self._clock() + delay)
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        if retry_after and retry_after.strip().isdigit():
+            delay = max(delay, min(float(retry_after), self.max_backoff))
+        return delay
+
+
+class EngineUnavailable(RenderError):
+    """The engine cannot run here (no key, no program): one line, exit status 1."""
+
+
 class EspeakEngine:
     """espeak-ng: offline and robotic; it has English but (in 1.51) no Khmer voice."""
 
@@ -276,16 +407,22 @@ class PlaceholderEngine:
     def synthesize(self, text: str, lang: str) -> Audio:
         # Beeps of 120 ms with 80 ms gaps, alternating 440 and 660 Hz, ending on a beep.
         total = self.duration_ms(text) * self.RATE // 1000
-        beep, gap = 120 * self.RATE // 1000, 80 * self.RATE // 1000
-        samples = array("h", bytes(2 * total))
-        start, n = 0, 0
-        while start < total:
-            end = min(start + beep, total)
-            step = 2 * math.pi * (440 if n % 2 == 0 else 660) / self.RATE
-            for i in range(start, end):
-                samples[i] = int(8000 * math.sin(step * (i - start)))
-            start, n = end + gap, n + 1
+        period = _beeps(self.RATE)
+        pcm = (period * (total * 2 // len(period) + 1))[:total * 2]
+        samples = array("h", pcm)
         return Audio(_wav_bytes(samples.tobytes(), self.RATE), "wav")
+
+
+@functools.lru_cache(maxsize=4)
+def _beeps(rate: int) -> bytes:
+    """One period of the placeholder's sound: a 440 Hz beep, a gap, a 660 Hz beep, a gap."""
+    beep, gap = 120 * rate // 1000, 80 * rate // 1000
+    samples = array("h")
+    for hz in (440, 660):
+        step = 2 * math.pi * hz / rate
+        samples.extend(int(8000 * math.sin(step * i)) for i in range(beep))
+        samples.extend([0] * gap)
+    return samples.tobytes()
 
 
 def _wav_bytes(pcm: bytes, rate: int) -> bytes:
@@ -295,6 +432,7 @@ def _wav_bytes(pcm: bytes, rate: int) -> bytes:
 
 
 ENGINES: dict[str, Callable[[], Engine]] = {
+    "azure": AzureEngine,
     "gtts": GttsEngine,
     "espeak": EspeakEngine,
     "placeholder": PlaceholderEngine,
@@ -321,6 +459,14 @@ def decode(audio: Audio) -> AudioSegment:
             info, offset = _parse_wav(io.BytesIO(audio.data), len(audio.data))
             if (info.format_tag, info.channels, info.rate, info.bits) == (1, 1, rate, 16):
                 pcm = audio.data[offset:offset + info.data_bytes]
+                return AudioSegment(data=pcm, sample_width=2, frame_rate=rate, channels=1)
+            if (info.format_tag, info.channels, info.rate, info.bits) == (7, 1, rate, 8):
+                # already telephone mu-law (Azure's riff-8khz-8bit-mono-mulaw, a phone
+                # studio's recording): decoded here, without ffmpeg
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    import audioop
+                pcm = audioop.ulaw2lin(audio.data[offset:offset + info.data_bytes], 2)
                 return AudioSegment(data=pcm, sample_width=2, frame_rate=rate, channels=1)
     run = subprocess.run(
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-f", audio.format, "-i", "pipe:0",
@@ -351,11 +497,22 @@ def convert(audio: Audio) -> tuple[bytes, int]:
     segment = segment[lead:len(segment) - trail]
     pad = AudioSegment.silent(duration=CONVERSION["pad_ms"], frame_rate=CONVERSION["rate"])
     segment = pad + segment + pad
-    out = io.BytesIO()
-    segment.export(out, format="wav", codec=CONVERSION["codec"], parameters=[
-        "-ar", str(CONVERSION["rate"]), "-ac", str(CONVERSION["channels"]),
-        "-bitexact", "-map_metadata", "-1"])
-    return out.getvalue(), len(segment)
+    return mulaw_wav(segment.raw_data, CONVERSION["rate"]), len(segment)
+
+
+def mulaw_wav(pcm: bytes, rate: int) -> bytes:
+    """16-bit mono PCM as a G.711 mu-law WAV, laid out as ffmpeg writes it (fmt with cbSize,
+    a fact chunk, then data), encoded in this process: no second ffmpeg run per prompt."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop  # audioop-lts on Python 3.13
+
+    data = audioop.lin2ulaw(pcm, 2)
+    fmt = struct.pack("<HHIIHHH", 7, 1, rate, rate, 1, 8, 0)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"fact" + struct.pack("<II", 4, len(data))
+            + b"data" + struct.pack("<I", len(data)) + data + (b"\0" if len(data) & 1 else b""))
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 @dataclass(frozen=True)
@@ -771,6 +928,95 @@ def _remove_stale_temp_files(audio_dir: Path) -> None:
                 path.unlink()
 
 
+# --- Where each utterance's audio comes from -------------------------------------------------
+
+PERSON = "person"  # a person's recording, current
+ENGINE = "engine"  # a speech engine's rendering (Source.engine names which), current
+PLACEHOLDER = "placeholder"  # beeps, not speech
+STALE = "stale"  # audio exists but says an older text, and no current parts to compose from
+MISSING = "missing"  # no audio at all
+STATUSES = (PERSON, ENGINE, PLACEHOLDER, STALE, MISSING)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the audio a caller hears for one utterance comes from (`audio_sources`)."""
+
+    key: str
+    lang: str
+    text: str
+    status: str  # one of STATUSES
+    engine: str  # "recording", "gtts", "azure", "placeholder", ...; "" when missing
+    file: str | None  # the utterance's own audio file (relative to the audio dir), if current
+    recording: Path | None  # a person's recording in prompts/recordings/<lang>/, if any
+    composed: bool = False  # heard as its parts (its own audio is missing or stale)
+    recording_stale: bool = False  # a person recorded an older text of it
+
+    @property
+    def playable(self) -> bool:
+        """A caller hears audio in this language (not English <Say>)."""
+        return self.status not in (STALE, MISSING)
+
+
+def audio_sources(utterances: Sequence[Utterance], audio_dir: Path,
+                  recordings_dir: Path | None = None) -> list[Source]:
+    """For each utterance, in order: whether a caller hears a person, an engine, a
+    placeholder, or nothing current (stale, missing) -- exactly as the line decides at call
+    time (`ivr.steps.Context.play`): the utterance's own audio while its text is current,
+    else its parts (`Utterance.parts`) when every part has current audio.
+
+    A composed utterance counts as a person's voice only when every part is one, as
+    placeholder when any part is, else as an engine's (`engine` then names the parts'
+    engines, joined by "+")."""
+    audio_dir = Path(audio_dir)
+    entries = read_manifest(audio_dir)
+    by_key = {(u.key, u.lang): u for u in utterances}
+
+    def own(u: Utterance) -> tuple[str, str, str | None] | None:
+        entry = entries.get((u.key, u.lang))
+        if entry is None or not (audio_dir / entry["file"]).is_file():
+            return None
+        if entry.get("text") != u.text:
+            return (STALE, str(entry.get("engine") or ""), None)
+        engine = str(entry.get("engine") or "")
+        status = (PERSON if engine == RECORDING_ENGINE
+                  else PLACEHOLDER if engine == PlaceholderEngine.name else ENGINE)
+        return (status, engine, entry["file"])
+
+    result = []
+    for u in utterances:
+        recording = find_recording(recordings_dir, u)
+        found = own(u)
+        recording_stale = bool(recording is not None and found is not None
+                               and found[0] == STALE and found[1] == RECORDING_ENGINE)
+        if found is not None and found[0] != STALE:
+            result.append(Source(u.key, u.lang, u.text, found[0], found[1], found[2],
+                                 recording))
+            continue
+        parts = [by_key.get((key, u.lang)) for key in u.parts]
+        heard = [own(p) if p is not None else None for p in parts]
+        if parts and all(h is not None and h[0] != STALE for h in heard):
+            statuses = {h[0] for h in heard if h is not None}
+            engines = sorted({h[1] for h in heard if h is not None})
+            status = (PERSON if statuses == {PERSON} else
+                      PLACEHOLDER if PLACEHOLDER in statuses else ENGINE)
+            result.append(Source(u.key, u.lang, u.text, status, "+".join(engines), None,
+                                 recording, composed=True, recording_stale=recording_stale))
+            continue
+        status = STALE if found is not None else MISSING
+        result.append(Source(u.key, u.lang, u.text, status, found[1] if found else "", None,
+                             recording, recording_stale=recording_stale))
+    return result
+
+
+def source_counts(sources: Iterable[Source]) -> dict[str, dict[str, int]]:
+    """lang -> status -> how many utterances (every status present, 0 when none)."""
+    counts: dict[str, dict[str, int]] = {}
+    for s in sources:
+        counts.setdefault(s.lang, dict.fromkeys(STATUSES, 0))[s.status] += 1
+    return counts
+
+
 # --- Command line ----------------------------------------------------------------------------
 
 
@@ -816,6 +1062,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         utterances = load_utterances(args.catalog, args.prompts)
         engine = make_engine(args.engine)
+    except EngineUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (OSError, ValueError, RenderError) as exc:  # CatalogError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -167,11 +167,19 @@ class Context:
         return self.store
 
     def play(self, verb: VoiceResponse | Gather, key: str, lang: str) -> None:
-        """Play the rendered audio of a prompt, or say its English text when there is none."""
+        """Play the rendered audio of a prompt; when it is missing or stale, its parts (fixed
+        phrases, number words, names) if each has current audio; else say its English text."""
         text = self.book.text(key, lang)
         entry = self.audio.find(key, lang, text)
         if entry is not None:
             verb.play(self.urls.audio(entry.file))
+            return
+        parts = [self.audio.find(part, lang, self.book.text(part, lang))
+                 for part in self.book.parts(key, lang)]
+        if parts and all(parts):
+            for part_entry in parts:
+                assert part_entry is not None
+                verb.play(self.urls.audio(part_entry.file))
             return
         english = self.book.text(key, "en") if self.book.has(key, "en") else text
         verb.say(english, language=FALLBACK_SAY_LANGUAGE)

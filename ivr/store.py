@@ -1,14 +1,37 @@
-"""SQLite storage through sqlite-utils: calls and the steps each call passed through.
+"""SQLite storage: calls, the steps each call passed through, ratings and cases.
 
-One connection per process and thread (gunicorn forks after the app is made), WAL so
-readers never block the writer, a busy timeout, and single-statement writes. Callers are
-stored only as a keyed hash: the same caller gets the same hash, and the number cannot
-be recovered without the key.
+One connection per process and thread (gunicorn forks after the app is made), WAL so readers
+never block the writer, and one short transaction per write. Callers are stored only as a
+keyed hash of their number in E.164 form: the same caller gets the same hash however the
+carrier wrote the number, and the number cannot be recovered without the key.
+
+Start-up never needs the write lock when the schema is current: it only reads the schema
+version, so a worker (re)starting while another process holds the database boots at once. A
+schema to create or upgrade waits its turn and retries for as long as the database is locked
+(a worker that raised instead would make gunicorn's master exit). gunicorn does not time out
+a worker that has not booted yet, so a long wait is not taken for a hung worker.
+
+While the database cannot be written (locked, read-only, a disk fault) a caller's request
+waits at most FAST_WAIT_MS for it; then its answer, recording or call end goes to the spool and
+the caller hears the next question. For BLOCKED_SECONDS after such a failure this process sends
+those writes straight to the spool (no wait at all) and does not record call steps (the funnel
+is not worth a caller's time). A background thread writes the spool to the database as soon as
+it can, in small transactions, so callers are never kept waiting by a replay.
+
+The spool: JSON lines, one file per process (`<db>.spool.<pid>.jsonl`), each record fsynced.
+An append holds an flock on its file and checks it is still the file at that path, so it never
+lands in a file another process has claimed. One replayer at a time, in any process (flock on
+`<db>.spool.lock`): it claims each file by renaming it while holding its flock, writes its
+records, and marks each record written (table `spool_applied`) in the same transaction, so a
+replay cut short (kill -9) is finished by the next replayer and nothing is written twice. A
+line that cannot be read (torn by a crash) is kept aside in `<db>.spool-rejected.jsonl`,
+logged, and the rest goes on.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import hmac
 import json
 import logging
@@ -17,6 +40,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,12 +48,17 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import sqlite_utils
-from sqlite_utils.db import Table
 
-BUSY_TIMEOUT_MS = 5000
-SCHEMA_VERSION = 3
+BUSY_TIMEOUT_MS = 5000  # background work (the replay, the schema, the admin pages) waits this
+FAST_WAIT_MS = 200  # a caller's request waits at most this for the write lock, then spools
+BLOCKED_SECONDS = 1.0  # after a failed write, writes go straight to the spool this long
+SPOOL_BATCH = 50  # records written per replay transaction (a caller's write waits at most one)
+SPOOL_PAUSE = 0.05  # seconds between replay transactions: callers' writes get their turn
+SCHEMA_VERSION = 4
 SPOOLED = ""  # what a write returns when it went to the spool instead of the database
 CASE_STATUSES = ("new", "reviewed", "closed")
+COUNTRY_CODE = "855"  # Cambodia: national numbers (0...) are read as +855
+FILE_MODE = 0o600  # database, WAL, spool and lock files: the line's user only
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -40,9 +69,33 @@ def new_reference() -> str:
     return str(100_000 + secrets.randbelow(900_000))
 
 
+def e164(number: str) -> str:
+    """A phone number as +<country><number>; "" when it has no digits (withheld, anonymous).
+
+    Carriers write the same number differently: '+85512345678', '85512345678',
+    '012 345 678', '+855 12 345 678', '00855 12 345 678' are one caller. A number with a
+    trunk 0 (and no country) is Cambodian; one of 8-9 digits without a prefix too."""
+    text = number.strip()
+    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
+    if not digits:
+        return ""
+    if text.startswith("+"):
+        return "+" + digits
+    if digits.startswith("00"):
+        return "+" + digits[2:]
+    if digits.startswith("0"):
+        return f"+{COUNTRY_CODE}{digits[1:]}"
+    if digits.startswith(COUNTRY_CODE) and len(digits) >= 11:
+        return "+" + digits
+    if len(digits) in (8, 9):
+        return f"+{COUNTRY_CODE}{digits}"
+    return "+" + digits
+
+
 def caller_hash(key: bytes, number: str) -> str:
-    """A stable pseudonym for a phone number; empty or withheld numbers stay empty."""
-    number = "".join(ch for ch in number if ch.isdigit() or ch == "+")
+    """A stable pseudonym for a phone number (in E.164 form); empty or withheld numbers stay
+    empty."""
+    number = e164(number)
     if not number:
         return ""
     return hmac.digest(key, number.encode(), "sha256").hex()[:32]
@@ -87,177 +140,639 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
 
 
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # sqlite3's constants of the same names (Python 3.11+)
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Another connection holds the lock (it will pass), as opposed to a broken database."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def private_file(path: Path) -> None:
+    """Create `path` (empty) readable by its owner only, or take the world's access away
+    from an existing one (a database created before this rule)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except OSError:
+        return  # not ours to create (a read-only folder): SQLite will say what is wrong
+    try:
+        mode = os.fstat(fd).st_mode & 0o777
+        if mode & 0o007:
+            os.fchmod(fd, mode & 0o770)
+            log.warning("%s was readable by every user: now %o", path, mode & 0o770)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS [calls] (
+   [sid] TEXT PRIMARY KEY,
+   [caller_hash] TEXT,
+   [language] TEXT,
+   [started_at] TEXT,
+   [ended_at] TEXT,
+   [status] TEXT,
+   [duration_s] INTEGER,
+   [last_node] TEXT
+);
+CREATE TABLE IF NOT EXISTS [events] (
+   [id] INTEGER PRIMARY KEY,
+   [call_sid] TEXT REFERENCES [calls]([sid]),
+   [at] TEXT,
+   [lang] TEXT,
+   [node] TEXT,
+   [digits] TEXT,
+   [event] TEXT
+);
+CREATE INDEX IF NOT EXISTS [idx_events_node_event]
+    ON [events] ([node], [event]);
+CREATE TABLE IF NOT EXISTS [feedback] (
+   [id] INTEGER PRIMARY KEY,
+   [call_sid] TEXT,
+   [caller_hash] TEXT,
+   [office_id] TEXT,
+   [service_id] TEXT,
+   [lang] TEXT,
+   [created_at] TEXT,
+   [reference] TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS [idx_feedback_call_sid_office_id_service_id]
+    ON [feedback] ([call_sid], [office_id], [service_id]);
+CREATE UNIQUE INDEX IF NOT EXISTS [idx_feedback_reference]
+    ON [feedback] ([reference]);
+CREATE INDEX IF NOT EXISTS [idx_feedback_office_id_service_id]
+    ON [feedback] ([office_id], [service_id]);
+CREATE TABLE IF NOT EXISTS [answers] (
+   [feedback_id] INTEGER REFERENCES [feedback]([id]),
+   [question] TEXT,
+   [value] TEXT,
+   [answered_at] TEXT,
+   PRIMARY KEY ([feedback_id], [question])
+);
+CREATE TABLE IF NOT EXISTS [recordings] (
+   [id] INTEGER PRIMARY KEY,
+   [kind] TEXT,
+   [call_sid] TEXT,
+   [caller_hash] TEXT,
+   [office_id] TEXT,
+   [service_id] TEXT,
+   [topic] TEXT,
+   [lang] TEXT,
+   [duration_s] INTEGER,
+   [recording_sid] TEXT,
+   [recording_url] TEXT,
+   [reference] TEXT,
+   [status] TEXT DEFAULT 'new',
+   [note] TEXT,
+   [created_at] TEXT,
+   [updated_at] TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS [idx_recordings_recording_sid]
+    ON [recordings] ([recording_sid]);
+CREATE UNIQUE INDEX IF NOT EXISTS [idx_recordings_reference]
+    ON [recordings] ([reference]);
+CREATE INDEX IF NOT EXISTS [idx_recordings_office_id_kind_status]
+    ON [recordings] ([office_id], [kind], [status]);
+CREATE INDEX IF NOT EXISTS [idx_events_call_sid_node_event]
+    ON [events] ([call_sid], [node], [event]);
+DROP INDEX IF EXISTS [idx_events_call_sid];
+CREATE TABLE IF NOT EXISTS [spool_applied] (
+   [id] TEXT PRIMARY KEY,
+   [applied_at] TEXT
+);
+"""
+
+
 class Store:
     """The line's database. Create once per app; connections are made per process."""
 
     def __init__(self, path: Path | str, caller_key: bytes,
-                 busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+                 busy_timeout_ms: int = BUSY_TIMEOUT_MS, fast_wait_ms: int = FAST_WAIT_MS):
         self.path = Path(path)
         self.caller_key = caller_key
         self.busy_timeout_ms = busy_timeout_ms
+        self.fast_wait_ms = min(fast_wait_ms, busy_timeout_ms)
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # gunicorn starts its workers together: on a new file, switching to WAL and creating
-        # tables from several processes at once fails with "database is locked" (SQLite does
-        # not wait on those), so the processes take turns here.
+        self._blocked_until = 0.0  # monotonic: until then, writes go straight to the spool
+        self._blocked_since: float | None = None
+        self._spooled = self._steps_dropped = 0  # while blocked, for the log
+        self._append_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._replayer: threading.Thread | None = None
+        self._replayer_pid = 0
+        self._next_spool_check = 0.0
+        self._closing = threading.Event()
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for suffix in ("-wal", "-shm"):  # SQLite gives them the database file's mode
+            if self.path.with_name(self.path.name + suffix).exists():
+                private_file(self.path.with_name(self.path.name + suffix))
+        self.ensure_schema()
+        if self.spool_files():
+            self._start_replayer()
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _connect(self, timeout_ms: int) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=timeout_ms / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection. A caller's request waits at most fast_wait_ms for the
+        write lock on it (see `patient` for work that may wait longer)."""
+        pid = os.getpid()
+        if getattr(self._local, "pid", None) != pid:
+            self._local.db = sqlite_utils.Database(self._connect(self.fast_wait_ms))
+            self._local.pid = pid
+        return self._local.db
+
+    @property
+    def patient_db(self) -> sqlite_utils.Database:
+        """This thread's connection for work that may wait busy_timeout_ms for the write lock
+        (the admin pages, the `ivr` command): a connection apart from the callers' one, so
+        no caller's request inherits the long wait."""
+        pid = os.getpid()
+        if getattr(self._local, "patient_pid", None) != pid:
+            self._local.patient_db = sqlite_utils.Database(self._connect(self.busy_timeout_ms))
+            self._local.patient_pid = pid
+        return self._local.patient_db
+
+    @contextmanager
+    def patient(self, timeout_ms: int | None = None) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, waiting up to busy_timeout_ms (or `timeout_ms`) for the
+        write lock."""
+        conn = self.db.conn
+        conn.execute(f"PRAGMA busy_timeout = {timeout_ms or self.busy_timeout_ms}")
+        try:
+            yield conn
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {self.fast_wait_ms}")
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection | None = None
+                     ) -> Iterator[sqlite3.Connection]:
+        """One write transaction: the lock is waited for once, at BEGIN IMMEDIATE."""
+        conn = conn or self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # --- the schema -------------------------------------------------------------------------
+
+    def schema_is_current(self) -> bool:
+        """Only reads: the schema version and journal mode (in WAL mode a writer holding the
+        lock does not stop a reader)."""
+        try:
+            conn = self._connect(100)
+        except sqlite3.Error:
+            return False
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        except sqlite3.Error:
+            return False
+        finally:
+            conn.close()
+        return version == SCHEMA_VERSION and mode == "wal"
+
+    def ensure_schema(self) -> None:
+        """Create or upgrade the schema if it is not current. gunicorn starts its workers
+        together, so on a new file they take turns (an flock); a write lock held by another
+        process is waited out, however long."""
+        private_file(self.path)
+        if self.schema_is_current():
+            return
         with self.migration_lock():
-            self.migrate()
+            self.wait_for(self._migrate_once, "the database is locked")
 
     @contextmanager
     def migration_lock(self) -> Iterator[None]:
-        """Schema changes one process at a time (the admin pages' tables use it too)."""
-        with open(self.path.with_name(self.path.name + ".migrate.lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        """Schema changes one process at a time (the admin pages' tables use it too); the
+        lock is waited for, however long, with a line in the log now and then."""
+        lock = os.open(self.path.with_name(self.path.name + ".migrate.lock"),
+                       os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            self.wait_for(lambda: fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB),
+                           "another process is creating the schema")
             try:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+        finally:
+            os.close(lock)
 
-    @property
-    def db(self) -> sqlite_utils.Database:
-        pid = os.getpid()
-        if getattr(self._local, "pid", None) != pid:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000,
-                                   isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+    def wait_for(self, attempt: Callable[[], None], what: str) -> None:
+        """Run `attempt` until it neither finds a lock taken nor the database busy."""
+        started = time.monotonic()
+        told = 0.0
+        tries = 0
+        while True:
+            try:
+                attempt()
+                if tries:
+                    log.warning("schema step done after waiting %.1f s (%s)",
+                                time.monotonic() - started, what)
+                return
+            except BlockingIOError:
+                pass
+            except sqlite3.OperationalError as exc:
+                # locked or busy (another writer), or unwritable for now: the line cannot start
+                # without its tables, and giving up would make gunicorn's master exit
+                if not is_busy(exc):
+                    what = f"the database cannot be written ({exc})"
+            tries += 1
+            waited = time.monotonic() - started
+            if waited - told >= 10 or tries == 1:
+                told = waited
+                log.warning("start-up waits: %s (%.0f s so far); retrying", what, waited)
+            time.sleep(min(0.5, 0.02 * tries))
+
+    def _migrate_once(self) -> None:
+        if self.schema_is_current():  # another process did it while we waited
+            return
+        conn = self._connect(min(1000, self.busy_timeout_ms))
+        try:
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._local.db = sqlite_utils.Database(conn)
-            self._local.pid = pid
-        return self._local.db
+            with self._transaction(conn):
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            conn.close()
 
     def migrate(self) -> None:
-        """Create what is missing (every statement IF NOT EXISTS: each worker runs this)."""
-        db = self.db
-        Table(db, "calls").create({
-            "sid": str, "caller_hash": str, "language": str, "started_at": str,
-            "ended_at": str, "status": str, "duration_s": int, "last_node": str,
-        }, pk="sid", if_not_exists=True)
-        Table(db, "events").create({
-            "id": int, "call_sid": str, "at": str, "lang": str, "node": str,
-            "digits": str, "event": str,
-        }, pk="id", foreign_keys=[("call_sid", "calls", "sid")], if_not_exists=True)
-        Table(db, "events").create_index(["node", "event"], if_not_exists=True)
-        Table(db, "feedback").create({
-            "id": int, "call_sid": str, "caller_hash": str, "office_id": str,
-            "service_id": str, "lang": str, "created_at": str, "reference": str,
-        }, pk="id", if_not_exists=True)
-        Table(db, "feedback").create_index(["call_sid", "office_id", "service_id"], unique=True,
-                                    if_not_exists=True)
-        Table(db, "feedback").create_index(["reference"], unique=True, if_not_exists=True)
-        Table(db, "feedback").create_index(["office_id", "service_id"], if_not_exists=True)
-        Table(db, "answers").create({
-            "feedback_id": int, "question": str, "value": str, "answered_at": str,
-        }, pk=("feedback_id", "question"), if_not_exists=True,
-            foreign_keys=[("feedback_id", "feedback", "id")])
-        Table(db, "recordings").create({
-            "id": int, "kind": str, "call_sid": str, "caller_hash": str, "office_id": str,
-            "service_id": str, "topic": str, "lang": str, "duration_s": int,
-            "recording_sid": str, "recording_url": str, "reference": str, "status": str,
-            "note": str, "created_at": str, "updated_at": str,
-        }, pk="id", defaults={"status": "new"}, if_not_exists=True)
-        Table(db, "recordings").create_index(["recording_sid"], unique=True, if_not_exists=True)
-        Table(db, "recordings").create_index(["reference"], unique=True, if_not_exists=True)
-        Table(db, "recordings").create_index(["office_id", "kind", "status"], if_not_exists=True)
-        # the admin funnel groups steps by call and menu; this index also finds a call's
-        # steps, so the older one on call_sid alone was only a cost on every step written
-        Table(db, "events").create_index(["call_sid", "node", "event"], if_not_exists=True)
-        db.execute("DROP INDEX IF EXISTS idx_events_call_sid")
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        """Create what is missing now (every statement IF NOT EXISTS)."""
+        self._migrate_once()
+
+    # --- when the database cannot be written ------------------------------------------------
+
+    def blocked(self) -> bool:
+        """True shortly after a write failed: writes then go straight to the spool."""
+        return time.monotonic() < self._blocked_until
+
+    def _block(self, exc: sqlite3.Error) -> None:
+        with self._state_lock:
+            first = self._blocked_since is None
+            if first:
+                self._blocked_since = time.monotonic()
+            self._blocked_until = time.monotonic() + BLOCKED_SECONDS
+        if first:
+            log.error("database unavailable (%s): answers and recordings go to the spool %s "
+                      "and are written when it is back", exc, self.spool_path)
+        self._start_replayer()
+
+    def _unblock(self) -> None:
+        with self._state_lock:
+            since, self._blocked_since = self._blocked_since, None
+            self._blocked_until = 0.0
+            spooled, dropped = self._spooled, self._steps_dropped
+            self._spooled = self._steps_dropped = 0
+        if since is not None:
+            log.warning("database writable again after %.1f s: %d records were spooled, %d "
+                        "call steps were not recorded", time.monotonic() - since, spooled,
+                        dropped)
+
+    def _durably(self, kind: str, payload: dict, write: Callable[..., T]) -> T | None:
+        """Write now, in one transaction; if the database is locked or unwritable, keep the
+        record in the spool and write it later (every write is idempotent)."""
+        if not self.blocked():
+            try:
+                with self._transaction():
+                    result = write(**payload)
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                self._block(exc)
+            else:
+                self._check_spool_now_and_then()
+                return result
+        self._spool(kind, payload)
+        return SPOOLED  # type: ignore[return-value]
+
+    # --- the spool --------------------------------------------------------------------------
+
+    @property
+    def spool_path(self) -> Path:
+        """This process's spool file."""
+        return self.path.with_name(f"{self.path.name}.spool.{os.getpid()}.jsonl")
+
+    @property
+    def rejected_path(self) -> Path:
+        """Spool lines that could not be read or written, kept for a person to look at."""
+        return self.path.with_name(f"{self.path.name}.spool-rejected.jsonl")
+
+    def spool_files(self) -> list[Path]:
+        """Every spool file waiting to be written (any process's, and claimed ones)."""
+        prefix = self.path.name + ".spool"
+        try:
+            names = os.listdir(self.path.parent)
+        except OSError:
+            return []
+        return [self.path.with_name(n) for n in names
+                if n.startswith(prefix) and n.endswith(".jsonl") and "rejected" not in n]
+
+    def _spool(self, kind: str, payload: dict) -> None:
+        record = {"_type": kind, "_id": uuid.uuid4().hex, **payload}
+        data = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        try:
+            self._append(data)
+        except OSError as exc:
+            log.critical("could not store or spool a %s (%s): %s", kind, exc, data)
+            raise
+        with self._state_lock:
+            self._spooled += 1
+        self._start_replayer()
+
+    def _append(self, data: bytes) -> None:
+        """Append one record to this process's spool file, durably, never into a file that a
+        replayer has just claimed (renamed): the claim holds the file's flock, and an append
+        that finds another file at the path afterwards starts again."""
+        path = self.spool_path
+        with self._append_lock:
+            while True:
+                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                             FILE_MODE)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    mine = os.fstat(fd)
+                    try:
+                        current = os.stat(path)
+                    except FileNotFoundError:
+                        continue
+                    if (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
+                        continue  # claimed while we opened it: append to the new file
+                    if mine.st_size and os.pread(fd, 1, mine.st_size - 1) != b"\n":
+                        data = b"\n" + data  # a torn last line (a crash): keep ours whole
+                    os.write(fd, data)
+                    os.fsync(fd)
+                    return
+                finally:
+                    os.close(fd)  # also releases the flock
+
+    def _start_replayer(self) -> None:
+        """One background thread per process writes the spool once the database is back."""
+        if self._closing.is_set():
+            return
+        with self._state_lock:
+            pid = os.getpid()
+            if (self._replayer is not None and self._replayer_pid == pid
+                    and self._replayer.is_alive()):
+                return
+            self._replayer_pid = pid
+            self._replayer = threading.Thread(target=self._replay_loop, name="ivr-spool",
+                                              daemon=True)
+            self._replayer.start()
+
+    def _check_spool_now_and_then(self) -> None:
+        """A spool left by another process (one that died, say) is noticed within seconds."""
+        moment = time.monotonic()
+        if moment >= self._next_spool_check:
+            self._next_spool_check = moment + 5.0
+            if self.spool_files():
+                self._start_replayer()
+
+    def _replay_loop(self) -> None:
+        """Wait for the database to be writable, keeping writes on the spool meanwhile (so no
+        caller waits for the lock again), then write the spool (or let the process that is
+        writing it finish)."""
+        probe_ms = int(min(BLOCKED_SECONDS * 500, self.busy_timeout_ms))
+        try:
+            while not self._closing.is_set() and (self.blocked() or self.spool_files()):
+                if self.blocked():
+                    try:
+                        # a write, undone: returns as soon as the lock is free and the file
+                        # writable again
+                        with self.patient(probe_ms) as conn:
+                            conn.execute("BEGIN IMMEDIATE")
+                            try:
+                                conn.execute("DELETE FROM spool_applied WHERE 0")
+                            finally:
+                                conn.execute("ROLLBACK")
+                    except sqlite3.Error as exc:
+                        self._block(exc)  # still unavailable: callers keep not waiting
+                        self._closing.wait(0.05)
+                        continue
+                    self._unblock()
+                if not self.replay_spool():
+                    self._closing.wait(0.25)  # another process is writing it, or it failed
+        except Exception:
+            log.exception("the spool replay stopped; it starts again with the next write")
+
+    def replay_spool(self) -> int:
+        """Write what the spool holds (every process's files); returns how many records were
+        written now. Only one replayer at a time: 0 when another one holds the lock."""
+        if not self.spool_files():
+            return 0
+        lock = os.open(self.path.with_name(self.path.name + ".spool.lock"),
+                       os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0
+            return self._replay_locked()
+        finally:
+            os.close(lock)
+
+    def _replay_locked(self) -> int:
+        prefix = self.path.name + ".spool-claimed."
+        # claims left by a replayer that died (we hold the lock: nobody else is replaying)
+        claimed: list[tuple[Path, bytes | None]] = [
+            (p, None) for p in self.spool_files() if p.name.startswith(prefix)]
+        for path in self.spool_files():
+            if not path.name.startswith(prefix):
+                claim = self._claim(path, prefix)
+                if claim is not None:
+                    claimed.append(claim)
+        written = 0
+        for path, data in sorted(claimed, key=lambda claim: _mtime(claim[0])):
+            done, count = self._replay_file(path, data)
+            written += count
+            if not done:
+                break  # the database is unavailable again: the rest waits for the next replay
+        if written:
+            log.info("wrote %d spooled records to the database", written)
+        return written
+
+    def _claim(self, path: Path, prefix: str) -> tuple[Path, bytes] | None:
+        """Rename a spool file out of its writers' way and read it, holding its flock: an
+        append in progress ends first, and one that opened the file before the rename finds
+        another file at its path afterwards and starts again there."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            target = path.with_name(f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl")
+            try:
+                os.rename(path, target)
+            except FileNotFoundError:
+                return None
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return target, b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def _replay_file(self, path: Path, data: bytes | None = None) -> tuple[bool, int]:
+        """Write one claimed file's records; (all done, records written now)."""
+        if data is None:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                return True, 0
+        records: list[tuple[str, dict]] = []
+        unreadable: list[bytes] = []
+        for raw in data.split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict) or record.get("_type") not in APPLY:
+                    raise ValueError("not a spool record")
+            except ValueError:
+                unreadable.append(raw)
+                continue
+            # records spooled before record ids existed are named by their content
+            rid = str(record.pop("_id", "") or hashlib.sha256(raw).hexdigest())
+            records.append((rid, record))
+        written = 0
+        rejected: list[bytes] = []
+        for start in range(0, len(records), SPOOL_BATCH):
+            if start:
+                time.sleep(SPOOL_PAUSE)  # callers' own writes get the lock in between
+            try:
+                with self.patient() as conn, self._transaction(conn):
+                    count, failed = self._apply_batch(conn, records[start:start + SPOOL_BATCH])
+            except sqlite3.Error as exc:
+                log.warning("spool replay paused (%s); %s waits for the next try", exc, path)
+                return False, written
+            written += count
+            rejected += failed
+        if unreadable or rejected:
+            for raw in unreadable:
+                log.error("an unreadable spool line (a write cut short?) is kept aside in "
+                          "%s: %r", self.rejected_path, raw[:200])
+            self._keep_aside(unreadable + rejected)
+        path.unlink()
+        return True, written
+
+    def _apply_batch(self, conn: sqlite3.Connection, batch: list[tuple[str, dict]]
+                     ) -> tuple[int, list[bytes]]:
+        written = 0
+        failed: list[bytes] = []
+        stamp = now()
+        for rid, record in batch:
+            if not conn.execute("INSERT INTO spool_applied (id, applied_at) VALUES (?, ?) "
+                                "ON CONFLICT(id) DO NOTHING", [rid, stamp]).rowcount:
+                continue  # written before (a replay cut short after its commit)
+            conn.execute("SAVEPOINT record")
+            try:
+                fields = dict(record)
+                APPLY[fields.pop("_type")](self, **fields)
+            except sqlite3.OperationalError:
+                raise  # the database again: the batch waits
+            except Exception as exc:  # this record can never be written: kept aside
+                conn.execute("ROLLBACK TO record")
+                log.error("a spooled record could not be written (%r); kept aside in %s",
+                          exc, self.rejected_path)
+                failed.append(json.dumps({"_id": rid, **record}, ensure_ascii=False).encode())
+            else:
+                written += 1
+            conn.execute("RELEASE record")
+        return written, failed
+
+    def _keep_aside(self, lines: list[bytes]) -> None:
+        fd = os.open(self.rejected_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                     FILE_MODE)
+        try:
+            os.write(fd, b"".join(line + b"\n" for line in lines))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Stop the background replay (what is still spooled stays for the next replayer)."""
+        self._closing.set()
+        replayer = self._replayer
+        if replayer is not None and self._replayer_pid == os.getpid():
+            replayer.join(timeout=10)
+
+    def wait_for_spool(self, timeout: float = 30.0) -> bool:
+        """Until the spool is empty (True) or `timeout` seconds have passed (False)."""
+        deadline = time.monotonic() + timeout
+        while self.spool_files():
+            if time.monotonic() >= deadline:
+                return False
+            self._start_replayer()
+            time.sleep(0.05)
+        return True
+
+    # --- calls --------------------------------------------------------------------------
 
     def record_step(self, sid: str, caller: str, lang: str, node: str, digits: str | None,
                     event: str) -> None:
-        """Log one step of a call, creating the call row on its first step."""
+        """Log one step of a call, creating the call row on its first step. While the
+        database is unavailable the step is not recorded (it never delays the caller)."""
         if not sid:
             return
+        if self.blocked():
+            with self._state_lock:
+                self._steps_dropped += 1
+            return
         stamp = now()
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")  # one transaction: one lock, one commit
         try:
-            conn.execute(
-                "INSERT INTO calls (sid, caller_hash, language, started_at, last_node) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sid) DO UPDATE SET "
-                "language = excluded.language, last_node = excluded.last_node",
-                [sid, caller_hash(self.caller_key, caller), lang, stamp, node],
-            )
-            conn.execute(
-                "INSERT INTO events (call_sid, at, lang, node, digits, event) "
-                "VALUES (?,?,?,?,?,?)", [sid, stamp, lang, node, digits, event],
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO calls (sid, caller_hash, language, started_at, last_node) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sid) DO UPDATE SET "
+                    "language = excluded.language, last_node = excluded.last_node",
+                    [sid, caller_hash(self.caller_key, caller), lang, stamp, node],
+                )
+                conn.execute(
+                    "INSERT INTO events (call_sid, at, lang, node, digits, event) "
+                    "VALUES (?,?,?,?,?,?)", [sid, stamp, lang, node, digits, event],
+                )
+        except sqlite3.IntegrityError:
             raise
+        except sqlite3.Error as exc:
+            self._block(exc)
+            with self._state_lock:
+                self._steps_dropped += 1
 
     def close_call(self, sid: str, caller: str, status: str, duration_s: int | None) -> None:
         """Twilio's status callback: the call is over (it may never have reached a menu)."""
-        stamp = now()
+        payload = {"sid": sid, "caller_hash": caller_hash(self.caller_key, caller),
+                   "status": status, "duration_s": duration_s, "stamp": now()}
+        self._durably("close", payload, self._close_call)
+
+    def _close_call(self, sid: str, caller_hash: str, status: str, duration_s: int | None,
+                    stamp: str) -> None:
         self.db.execute(
             "INSERT INTO calls (sid, caller_hash, started_at, ended_at, status, duration_s) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(sid) DO UPDATE SET "
             "ended_at = excluded.ended_at, status = excluded.status, "
             "duration_s = excluded.duration_s",
-            [sid, caller_hash(self.caller_key, caller), stamp, stamp, status, duration_s],
+            [sid, caller_hash, stamp, stamp, status, duration_s],
         )
-
-    # --- a spool for when the database cannot be written -----------------------------------
-
-    @property
-    def spool_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".spool.jsonl")
-
-    def _durably(self, kind: str, payload: dict, write: Callable[[], T]) -> T | None:
-        """Write now; if the database is locked or unwritable, keep the record in a spool
-        file beside it and write it later (every write is idempotent, so replays are safe)."""
-        self.replay_spool()
-        try:
-            return write()
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as exc:
-            line = json.dumps({"_type": kind, **payload}, ensure_ascii=False)
-            try:
-                with open(self.spool_path, "a", encoding="utf-8") as spool:
-                    spool.write(line + "\n")
-                    spool.flush()
-                    os.fsync(spool.fileno())
-            except OSError as spool_exc:
-                log.critical("could not store or spool a %s (%s; %s): %s", kind, exc,
-                             spool_exc, line)
-                raise exc from spool_exc
-            log.error("database unavailable (%s): %s kept in %s for later", exc, kind,
-                      self.spool_path)
-            return SPOOLED  # type: ignore[return-value]
-
-    def replay_spool(self) -> int:
-        """Write what the spool holds; returns how many records were written."""
-        if not self.spool_path.exists():
-            return 0
-        claimed = self.spool_path.with_name(f"{self.spool_path.name}.{os.getpid()}")
-        try:
-            os.replace(self.spool_path, claimed)  # one process replays each batch
-        except OSError:
-            return 0
-        done, left = 0, []
-        for line in claimed.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            kind = record.pop("_type")
-            try:
-                if kind == "answer":
-                    self._save_answer(**record)
-                else:
-                    self._save_recording(**record)
-                done += 1
-            except sqlite3.Error:
-                left.append(line)
-        if left:
-            with open(self.spool_path, "a", encoding="utf-8") as spool:
-                spool.write("\n".join(left) + "\n")
-        claimed.unlink()
-        if done:
-            log.info("wrote %d spooled records to the database", done)
-        return done
 
     # --- ratings ------------------------------------------------------------------------
 
@@ -269,14 +784,16 @@ class Store:
         payload: dict[str, Any] = {"sid": sid, "caller_hash": caller_hash(self.caller_key, caller),
                    "office": office, "service": service, "lang": lang, "question": question,
                    "value": value, "stamp": now()}
-        return self._durably("answer", payload, lambda: self._save_answer(**payload))
+        return self._durably("answer", payload, self._save_answer)
 
     def _save_answer(self, sid: str, caller_hash: str, office: str, service: str, lang: str,
                      question: str, value: str, stamp: str) -> str:
         feedback_id, reference = self._feedback(sid, caller_hash, office, service, lang, stamp)
+        # a spooled answer written late never replaces a later answer to the same question
         self.db.execute(
             "INSERT INTO answers (feedback_id, question, value, answered_at) VALUES (?,?,?,?) "
-            "ON CONFLICT(feedback_id, question) DO UPDATE SET value = excluded.value",
+            "ON CONFLICT(feedback_id, question) DO UPDATE SET value = excluded.value, "
+            "answered_at = excluded.answered_at WHERE excluded.answered_at >= answered_at",
             [feedback_id, question, value, stamp],
         )
         return reference
@@ -343,7 +860,7 @@ class Store:
             "lang": lang, "office": office, "service": service, "topic": topic,
             "recording_sid": recording_sid, "recording_url": recording_url,
             "duration_s": duration_s, "stamp": now()}
-        return self._durably("recording", payload, lambda: self._save_recording(**payload))
+        return self._durably("recording", payload, self._save_recording)
 
     def _save_recording(self, *, sid: str, caller_hash: str, kind: str, lang: str, office: str,
                         service: str, topic: str, recording_sid: str, recording_url: str,
@@ -390,11 +907,57 @@ class Store:
         if status not in CASE_STATUSES:
             raise ValueError(f"status must be one of {', '.join(CASE_STATUSES)}")
         stamp = now()
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(recordings)")}
-        closed = (", closed_at = CASE WHEN ? = 'closed' THEN coalesce(closed_at, ?) END"
-                  if "closed_at" in columns else "")
-        cursor = self.db.execute(
-            f"UPDATE recordings SET status = ?, note = ?, updated_at = ?{closed} "
-            "WHERE reference = ?",
-            [status, note, stamp, *([status, stamp] if closed else []), reference])
+        with self.patient() as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(recordings)")}
+            closed = (", closed_at = CASE WHEN ? = 'closed' THEN coalesce(closed_at, ?) END"
+                      if "closed_at" in columns else "")
+            cursor = conn.execute(
+                f"UPDATE recordings SET status = ?, note = ?, updated_at = ?{closed} "
+                "WHERE reference = ?",
+                [status, note, stamp, *([status, stamp] if closed else []), reference])
         return cursor.rowcount > 0
+
+
+def backup_database(database: Path, folder: Path, keep_days: int = 30) -> Path:
+    """A consistent copy of the database while the line runs (SQLite's online backup, in
+    one read transaction: a writer holding the lock does not stop it), as
+    <folder>/<name>-<YYYY-MM-DD>.db readable by its owner only; copies older than
+    `keep_days` are removed. Returns the copy's path."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    target = folder / f"{database.stem}-{stamp}.db"
+    partial = folder / f".{target.name}.partial"
+    partial.unlink(missing_ok=True)
+    private_file(partial)
+    source = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000)
+    copy = sqlite3.connect(partial)
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(partial, target)
+    oldest = time.time() - keep_days * 86400
+    for old in folder.glob(f"{database.stem}-*.db"):
+        if old != target and _mtime(old) < oldest:
+            old.unlink()
+    return target
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+APPLY: dict[str, Callable[..., Any]] = {
+    "answer": Store._save_answer,
+    "recording": Store._save_recording,
+    "close": Store._close_call,
+}

@@ -25,6 +25,11 @@ class Speaker(Protocol):
 
     def choice(self, name: str, digit: int) -> str: ...
 
+    def name(self, key: str, text: str) -> str:
+        """A catalogue text said as its own recording `key` (so the sentence can be said from
+        its parts)."""
+        ...
+
 
 @dataclass(frozen=True)
 class SurveyOption:
@@ -137,7 +142,8 @@ class Choice(QuestionType):
     splits = True
 
     def keys(self, question: Question, say: Speaker) -> list[str]:
-        return [say.choice(o.label[say.lang], i) for i, o in enumerate(question.options, 1)]
+        return [say.choice(say.name(f"catalog.survey.{question.id}.{o.id}", o.label[say.lang]), i)
+                for i, o in enumerate(question.options, 1)]
 
     def answers(self, question: Question) -> dict[str, str]:
         return {str(i): o.id for i, o in enumerate(question.options, 1)}

@@ -82,6 +82,10 @@ def twiml(response: VoiceResponse | str) -> Response:
 @bp.before_request
 def check_signature() -> None:
     """Only Twilio (holding our auth token) may drive a call: 403 and no side effect."""
+    if request.method not in ("POST", "GET"):
+        # carriers send POST (or GET, with everything in the signed URL); a HEAD's form
+        # would be read as the request's values without being covered by the signature
+        abort(405)
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         _refuse()
@@ -118,8 +122,17 @@ def _requested_url() -> str:
     return f"{url}?{query}" if query else url
 
 
+def printable(text: str) -> str:
+    """Text from a request as one log line: control characters (a newline in a URL's
+    %0A) are written escaped, so nobody can add lines of their own to the log."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _refuse() -> None:
-    log.warning("rejected a request to %s with a missing or wrong signature", request.path)
+    log.warning("rejected a request to %s with a missing or wrong signature",
+                printable(request.path))
     abort(403)
 
 
@@ -133,7 +146,8 @@ def never_fail(view: Callable[..., Response]) -> Callable[..., Response]:
         except Exception:
             lang = kwargs.get("lang") or "km"
             node = kwargs.get("node") or WELCOME
-            log.exception("fault answering %s; the caller hears an apology", request.path)
+            log.exception("fault answering %s; the caller hears an apology",
+                          printable(request.path))
             try:
                 return twiml(flow().apology(lang, node))
             except Exception:

@@ -28,6 +28,14 @@ in the database files (iterdump, the raw file and its WAL) or in the server log.
     python scripts/loadtest.py --find-capacity 200,300,400,500 --think 1 --duration 60 \
         --no-baseline            # the largest count whose webhook p99 stays under 100 ms
     python scripts/loadtest.py --calls 20 --duration 5 --workers 2 --json          # quick check
+    python scripts/loadtest.py --calls 200 --think 1 --duration 60 --no-baseline \
+        --lock 20:20    # the database write-locked by another process from 20 s to 40 s
+
+With --lock START:SECONDS another connection holds an exclusive write lock on the database
+(BEGIN EXCLUSIVE) for SECONDS, START seconds into the run: callers go on, their answers wait
+in the spool and are written after it. The report then also has the webhook latencies of
+requests sent during the lock and in the 10 s after it (the replay), and before the check
+the script waits for the spool to be written.
 
 gunicorn defaults: 4 workers, gthread, 2 threads each, keep-alive 75 s, backlog 2048.
 All traffic goes to 127.0.0.1 (or the --url given). Exit status 0 when there were no errors,
@@ -52,6 +60,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter, defaultdict
@@ -264,6 +273,8 @@ class Phase:
     generator_cpu_s: float = 0.0
     server_cpu_s: float | None = None
     loop_lag_ms: list[float] = field(default_factory=list)  # how late the generator's timer ran
+    timeline: list[tuple[float, float]] = field(default_factory=list)  # (sent at, ms)
+    lock_window: tuple[float, float] | None = None  # monotonic start and end of --lock
 
     def error(self, kind: str, detail: str) -> None:
         self.errors[kind] += 1
@@ -272,6 +283,18 @@ class Phase:
 
     def summary(self) -> dict[str, Any]:
         every = [x for values in self.latencies.values() for x in values]
+        extra: dict[str, Any] = {}
+        if self.lock_window is not None and self.lock_window[0] != float("inf"):
+            start, end = self.lock_window
+            extra = {
+                "lock_s": round(end - start, 1),
+                "latency_under_lock_ms": percentiles(
+                    [ms for at, ms in self.timeline if start <= at < end]),
+                "latency_after_lock_ms": percentiles(  # while the spool is written
+                    [ms for at, ms in self.timeline if end <= at < end + 10]),
+                # the slowest webhook of each 5 s of the run (sent then), from its start
+                "max_ms_per_5s": slowest_per_window(self.timeline, 5.0),
+            }
         return {
             "name": self.name, "calls": self.calls, "think_s": self.think,
             "think_jitter": self.jitter,
@@ -287,7 +310,20 @@ class Phase:
             "generator_lag_ms": percentiles(self.loop_lag_ms),
             "server_cpu_cores": (None if self.server_cpu_s is None
                                  else round(self.server_cpu_s / self.wall, 2)),
+            "webhooks_over_1s": sum(1 for x in every if x > 1000),
+            **extra,
         }
+
+
+def slowest_per_window(timeline: list[tuple[float, float]], seconds: float) -> list[float]:
+    if not timeline:
+        return []
+    first = min(at for at, _ in timeline)
+    slowest: dict[int, float] = {}
+    for at, ms in timeline:
+        window = int((at - first) // seconds)
+        slowest[window] = max(slowest.get(window, 0.0), ms)
+    return [round(slowest.get(w, 0.0), 1) for w in range(max(slowest) + 1)]
 
 
 def percentiles(values: list[float]) -> dict[str, float | int]:
@@ -477,6 +513,8 @@ class Generator:
         if finished <= self.deadline:
             phase.in_window += 1
         phase.latencies[kind].append((finished - began) * 1000)
+        if phase.lock_window is not None:
+            phase.timeline.append((began, (finished - began) * 1000))
         if not 200 <= status < 300:
             phase.error(f"http {status}", f"{url}: {body[:200]!r}")
             return None
@@ -513,13 +551,43 @@ def recording_id(params: dict[str, str]) -> str:
             or urlsplit(params.get("RecordingUrl", "")).path.rstrip("/").rpartition("/")[2])
 
 
+class DatabaseLock:
+    """Another process's exclusive write transaction on the database, `start` seconds from
+    now, for `seconds` (a thread of this script, outside the generator's event loop)."""
+
+    def __init__(self, database: Path, start: float, seconds: float, phase: Phase):
+        self.database, self.start, self.seconds, self.phase = database, start, seconds, phase
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self.hold, daemon=True)
+        self.thread.start()
+
+    def hold(self) -> None:
+        time.sleep(self.start)
+        try:
+            conn = sqlite3.connect(self.database, isolation_level=None, timeout=10)
+            conn.execute("BEGIN EXCLUSIVE")
+        except sqlite3.Error as exc:
+            self.error = repr(exc)
+            return
+        began = time.monotonic()
+        time.sleep(self.seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+        self.phase.lock_window = (began, time.monotonic())
+
+
 def run_phase(phase: Phase, base: str, catalog: Catalog, duration: float, seed: int,
-              server: Server | None, carrier: str = "twilio") -> Phase:
+              server: Server | None, carrier: str = "twilio",
+              lock: tuple[Path, float, float] | None = None) -> Phase:
     """Run the phase's calls for `duration` seconds (added to what the phase has measured)."""
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     server_before = server.cpu_seconds() if server else None
     workers_before = set(server.pids()[1:]) if server else set()
     wall = time.monotonic()
+    holder = None
+    if lock is not None:
+        phase.lock_window = (float("inf"), float("inf"))  # the timeline is kept from now
+        holder = DatabaseLock(lock[0], lock[1], lock[2], phase)
     generator = Generator(base, catalog, phase, duration, seed, carrier).run()
     try:
         import uvloop  # a faster event loop, if installed: the generator costs less CPU
@@ -527,6 +595,10 @@ def run_phase(phase: Phase, base: str, catalog: Catalog, duration: float, seed: 
         asyncio.run(generator)
     else:
         uvloop.run(generator)
+    if holder is not None:
+        holder.thread.join()
+        if holder.error:
+            phase.error("lock", f"could not lock the database: {holder.error}")
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     phase.wall += time.monotonic() - wall
     phase.slices += 1
@@ -556,11 +628,15 @@ def check_database(database: Path, phases: list[Phase], extra_files: list[Path]
             "JOIN feedback f ON f.id = a.feedback_id") if row[0] in sids}
         recordings = {row[0] for row in conn.execute(
             "SELECT recording_sid FROM recordings") if row[0] in recordings_sent}
+        try:  # records that waited in the spool (the line marks each when it writes it)
+            via_spool = conn.execute("SELECT count(*) FROM spool_applied").fetchone()[0]
+        except sqlite3.Error:
+            via_spool = 0
         dump = "\n".join(conn.iterdump())
     missing = sent - stored
     unexpected = stored - sent - unsure
     texts = [dump]
-    for path in [*extra_files, database.with_name(database.name + ".spool.jsonl")]:
+    for path in [*extra_files, *spool_files(database, rejected=True)]:
         if path.exists():
             texts.append(path.read_text(encoding="utf-8", errors="replace"))
     raw = [path.read_bytes() for path in (database, Path(f"{database}-wal")) if path.exists()]
@@ -575,7 +651,30 @@ def check_database(database: Path, phases: list[Phase], extra_files: list[Path]
         "feedback_rows": len({s for s, _, _ in stored}),
         "caller_numbers_used": len(numbers), "raw_numbers_found": found[:10],
         "database_dump_bytes": len(dump),
+        "records_written_from_spool": via_spool,
+        "spool_records_left": spool_records(database),
+        "spool_rejected_lines": sum(
+            len(p.read_bytes().splitlines()) for p in spool_files(database, rejected=True)
+            if "rejected" in p.name),
     }
+
+
+def spool_files(database: Path, rejected: bool = False) -> list[Path]:
+    """The line's spool files beside the database (answers waiting to be written)."""
+    return [p for p in database.parent.glob(database.name + ".spool*.jsonl")
+            if rejected or "rejected" not in p.name]
+
+
+def spool_records(database: Path) -> int:
+    return sum(len(p.read_bytes().splitlines()) for p in spool_files(database) if p.exists())
+
+
+def wait_for_spool(database: Path, seconds: float = 60.0) -> float:
+    """Until the line has written its spool (or `seconds`): how long that took."""
+    began = time.monotonic()
+    while spool_files(database) and time.monotonic() - began < seconds:
+        time.sleep(0.1)
+    return round(time.monotonic() - began, 1)
 
 
 def find_numbers(texts: list[str], numbers: list[str], raw: list[bytes] = ()) -> list[str]:
@@ -624,10 +723,15 @@ def print_phase(summary: dict[str, Any]) -> None:
              if lag.get("count") else ""))
     print(f"  {'webhook':22} {'count':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8}")
-    for kind, stats in summary["latency_ms"].items():
+    rows = list(summary["latency_ms"].items())
+    if "lock_s" in summary:
+        rows += [(f"(during the {summary['lock_s']} s lock)", summary["latency_under_lock_ms"]),
+                 ("(10 s after the lock)", summary["latency_after_lock_ms"])]
+    for kind, stats in rows:
         if stats.get("count"):
             print(f"  {kind:22} {stats['count']:7} {stats['p50']:8} {stats['p95']:8} "
                   f"{stats['p99']:8} {stats['max']:8}")
+    print(f"  webhooks over 1 s: {summary['webhooks_over_1s']}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -663,6 +767,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds an idle keep-alive connection is held (gthread)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="the baseline and the line take turns in this many slices (3)")
+    parser.add_argument("--lock", metavar="START:SECONDS",
+                        help="another process holds an exclusive write lock on the database "
+                        "for SECONDS, START seconds into the run (with --no-baseline)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -671,6 +778,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.no_baseline = True
     if args.url:
         args.url = args.url.rstrip("/")
+    if args.lock:
+        try:
+            start, seconds = (float(x) for x in args.lock.split(":"))
+        except ValueError:
+            parser.error("--lock is START:SECONDS, e.g. 20:20")
+        if not args.no_baseline:
+            parser.error("--lock needs --no-baseline (the lock is timed from the line's run)")
+        if args.url and not args.database:
+            parser.error("--lock with --url needs --database")
+        args.lock = (start, seconds)
     return args
 
 
@@ -735,13 +852,17 @@ def main(argv: list[str] | None = None) -> int:
                               seed + 1000 + r, line_server, args.carrier)
             else:
                 say(f"the line: {count} calls, think {args.think:g} s, {args.duration:g} s ...")
+                lock = (Path(database), *args.lock) if args.lock else None
                 run_phase(phase, base, catalog, args.duration, seed + 1000 + i, line_server,
-                          args.carrier)
+                          args.carrier, lock)
             summary = phase.summary()
             summary["p99_ok"] = summary["latency_ms"]["all"].get("p99", 0) < args.p99_limit
             runs.append(summary)
             if args.find_capacity and (summary["error_count"] or not summary["p99_ok"]):
                 break
+        if database and Path(database).exists() and spool_files(Path(database)):
+            say("waiting for the line to write its spool ...")
+            report["spool_wait_s"] = wait_for_spool(Path(database))
     finally:
         for server in servers:
             server.stop()
@@ -770,6 +891,7 @@ def main(argv: list[str] | None = None) -> int:
         errors == 0 and (not db or (db["answers_missing"] == 0
                                     and db["answers_unexpected"] == 0
                                     and db["recordings_sent"] == db["recordings_stored"]
+                                    and db["spool_records_left"] == 0
                                     and not db["raw_numbers_found"])))
     if args.json:
         print(json.dumps(report, indent=1))
@@ -789,7 +911,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"(missing {db['answers_missing']}, unexpected {db['answers_unexpected']}); "
                   f"recordings sent {db['recordings_sent']}, stored {db['recordings_stored']}; "
                   f"raw phone numbers found: {len(db['raw_numbers_found'])} of "
-                  f"{db['caller_numbers_used']} used")
+                  f"{db['caller_numbers_used']} used; spool records left "
+                  f"{db['spool_records_left']}")
         if report["gunicorn"]:
             print(f"gunicorn: {report['gunicorn']}")
         print(f"carrier: {args.carrier}")

@@ -406,3 +406,62 @@ def test_recordings_are_not_served_publicly(app, twilio):
     client = app.test_client()
     for path in ("/recordings/RE1", "/audio/RE1.wav", "/voice/recording"):
         assert client.get(path).status_code in (403, 404, 405)
+
+
+class LostRecordAction:
+    """A carrier whose Record action never reaches the line (lost with the caller's hang-up,
+    say): the recording status callback alone must make the whole case."""
+
+    def __init__(self, transport):
+        self.transport = transport
+
+    def post(self, url, params, headers):
+        from ivr.simulate import PostReply
+
+        if "/recorded" in url.split("?")[0]:
+            return PostReply(200, "<Response/>", "text/xml")
+        return self.transport.post(url, params, headers)
+
+    def get(self, url, headers=None):
+        return self.transport.get(url, headers)
+
+
+CASE_OF = {"complaint": ("unofficial-fee", ""), "ombudsman-message": ("", ""),
+           "comment": ("", "barber-2-4-chairs")}
+
+
+@pytest.mark.parametrize("carrier", CARRIERS)
+@pytest.mark.parametrize("kind", ["complaint", "ombudsman-message", "comment"])
+def test_a_message_over_60_s_then_a_hang_up_is_a_whole_case_from_the_callback_alone(
+        twilio, settings, kind, carrier):
+    """A caller speaks for 75 s and hangs up; only the recording status callback arrives.
+    The case has everything an administrator needs: kind, call, caller, language, office,
+    topic or service, the whole duration and the recording's URL."""
+    caller = Caller(twilio, carrier=carrier, recording_callback="late")
+    caller.sim.transport = LostRecordAction(caller.sim.transport)
+    call = RECORDING_ROUTES[kind](caller.start("2"))
+    assert isinstance(call.waiting, RecordPrompt)
+    longest = call.waiting.max_length  # comments stop at 60 s, messages at 120 s
+    call.record(75, end="hangup")
+    (callback,) = [c for c in call.transcript.callbacks if c.kind == "recording"]
+    assert callback.status == 200
+    topic, service = CASE_OF[kind]
+    assert db_rows(settings, "SELECT kind, call_sid, lang, office_id, topic, service_id, "
+                   "duration_s, recording_url, status FROM recordings") == [
+        (kind, call.sid, "en", "ou-chrov", topic, service, min(75, longest),
+         callback.params["RecordingUrl"], "new")]
+    check_caller_hash(settings, call)
+    ((reference,),) = db_rows(settings, "SELECT reference FROM recordings")
+    assert reference.isdigit() and len(reference) == 6
+
+
+def test_a_recording_that_failed_is_no_case(twilio, settings):
+    """The carrier reports a recording it could not make (RecordingStatus failed)."""
+    call = Caller(twilio).start("2")
+    reply = twilio.post("/voice/recording?kind=complaint&lang=en&o=ou-chrov&t=unofficial-fee",
+                        {"CallSid": call.sid, "RecordingSid": "RE" + "f" * 32,
+                         "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC1/"
+                         "Recordings/RE" + "f" * 32, "RecordingStatus": "failed",
+                         "RecordingDuration": "30"})
+    assert reply.status_code == 200
+    assert count_cases(settings) == 0

@@ -624,6 +624,10 @@ def test_the_running_line_keeps_its_last_good_catalogue(settings, tmp_path, monk
     assert "The official fee is 20,000 riel per licence." in barber_fee()
     good = app.extensions["ivr"].catalog
     edit(path, prompts)
+    assert "The official fee is 20,000 riel per licence." in barber_fee()  # notices the edit
+    live = app.extensions["ivr"].live
+    assert live.loader is not None  # the edit is read in a thread of its own
+    live.loader.join(30)
     assert "The official fee is 20,000 riel per licence." in barber_fee()
     assert app.extensions["ivr"].catalog is good
     assert "catalogue change NOT applied" in caplog.text

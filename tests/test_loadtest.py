@@ -71,6 +71,17 @@ def test_a_short_load_run_through_somleng_loses_nothing():
     assert report["database"]["recordings_sent"] > 0  # the complaints were recorded
 
 
+def test_a_load_run_with_the_database_locked_in_the_middle_loses_nothing():
+    """Another process write-locks the database for 2 s in the middle of the run: the
+    answers given meanwhile wait in the spool and are all written afterwards."""
+    report, done = run_loadtest("--duration", "5", "--no-baseline", "--lock", "1.5:2")
+    line = assert_nothing_lost(report, done)
+    assert line["lock_s"] >= 2 and line["latency_under_lock_ms"]["count"] > 0
+    db = report["database"]
+    assert db["records_written_from_spool"] > 0  # the lock was felt: answers waited
+    assert db["spool_records_left"] == 0 and db["spool_rejected_lines"] == 0
+
+
 def test_the_number_search_finds_a_number_in_any_form():
     loadtest = load_script()
     numbers = ["+855112345678", "+855198765432"]

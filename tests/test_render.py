@@ -567,3 +567,27 @@ def test_the_script_runs_from_a_fresh_clone(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert re.match(r"would render \d{2,}, unchanged 0", run.stdout.strip().splitlines()[-1])
     assert not (tmp_path / "audio").exists()
+
+
+def test_a_question_mark_is_counted_as_gtts_counts_it(
+        tmp_path: Path, google: FakeGoogle, gtts: r.GttsEngine,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """gTTS adds a space after '?' before it counts its 100 characters: a 93-character
+    question and a 6-character answer are 100 characters here but 101 to gTTS, so the engine
+    gives gTTS two pieces, each within its limit (gTTS never re-cuts what we cut)."""
+    import gtts as gtts_module
+
+    given: list[str] = []
+    real = gtts_module.gTTS
+
+    def spy(text, *args, **kwargs):
+        given.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(gtts_module, "gTTS", spy)
+    question = "តើ" + "ក" * 90 + "?"
+    text = question + " ខ្ញុំ។"
+    assert len(text) == 100
+    r.render([Utterance("q", "km", text)], tmp_path / "audio", gtts)
+    assert given == [question, "ខ្ញុំ។"]
+    assert google.texts() == given

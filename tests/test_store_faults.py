@@ -26,6 +26,7 @@ def test_answers_given_while_the_database_is_locked_are_kept_and_stored_later(se
     blocker.execute("ROLLBACK")
     blocker.close()
     call.press("2")
+    assert line.store.wait_for_spool()  # written in the background once the lock is gone
     with sqlite3.connect(settings.database) as conn:
         stored = dict(conn.execute("SELECT question, value FROM answers"))
     assert stored == {"quality": "4", "timeliness": "2"}
@@ -44,25 +45,54 @@ def test_a_recording_during_a_lock_is_kept_and_the_caller_is_thanked(settings, c
     call.record(20, "RE77")  # the carrier reports it twice: status callback, Record action
     assert "Your message has been recorded" in call.heard()
     assert [c.status for c in call.transcript.callbacks if c.kind == "recording"] == [200]
+    spooled = line.store.spool_path.read_text()
+    assert spooled.count('"recording_sid": "RE77"') == 2  # both reports were kept ...
     blocker.execute("ROLLBACK")
     blocker.close()
-    assert line.store.replay_spool() == 2  # both reports were kept ...
+    assert line.store.wait_for_spool()
     with sqlite3.connect(settings.database) as conn:  # ... and name one case
         assert conn.execute("SELECT kind, recording_sid, duration_s FROM recordings"
                             ).fetchall() == [("complaint", "RE77", 20)]
 
 
-def test_a_read_only_database_spools_answers_until_it_is_writable(settings):
+class ReadOnly:
+    """Makes every connection of the store refuse writes (as a read-only file or disk would:
+    SQLite's 'attempt to write a readonly database'), then allows them again."""
+
+    def __init__(self, monkeypatch, store: Store):
+        self.on = False
+        self.conns: list[sqlite3.Connection] = [store.db.conn]
+        connect = Store._connect
+
+        def tracked(store_self, timeout_ms):
+            conn = connect(store_self, timeout_ms)
+            conn.execute(f"PRAGMA query_only = {int(self.on)}")
+            self.conns.append(conn)
+            return conn
+
+        monkeypatch.setattr(Store, "_connect", tracked)
+
+    def set(self, on: bool) -> None:
+        self.on = on
+        for conn in self.conns:
+            conn.execute(f"PRAGMA query_only = {int(on)}")
+
+
+def test_a_read_only_database_spools_answers_until_it_is_writable(settings, monkeypatch):
     app = create_app(settings)
     line = app.extensions["ivr"]
+    readonly = ReadOnly(monkeypatch, line.store)
     call = Caller(Twilio(app)).start("2").press("2").press("1").press("0105")
     call.press("1").press("2").press("1")
-    line.store.db.execute("PRAGMA query_only = ON")  # SQLite now refuses every write
+    readonly.set(True)  # SQLite now refuses every write
     call.press("5")
     assert "the time the service took" in call.heard()
     assert line.store.spool_path.read_text().count('"question": "quality"') == 1
-    line.store.db.execute("PRAGMA query_only = OFF")
+    with sqlite3.connect(settings.database) as conn:
+        assert conn.execute("SELECT count(*) FROM answers").fetchone() == (0,)
+    readonly.set(False)
     call.press("4")
+    assert line.store.wait_for_spool()
     with sqlite3.connect(settings.database) as conn:
         assert dict(conn.execute("SELECT question, value FROM answers")) == {
             "quality": "5", "timeliness": "4"}
@@ -111,3 +141,26 @@ def test_workers_starting_together_on_a_new_database_all_start(tmp_path):
 
 def _open_store(path) -> None:
     Store(path, b"k")
+
+
+def test_a_spool_left_by_the_previous_version_is_written_after_an_upgrade(settings):
+    """The spool file of the version before (one shared file, records without an id) is
+    picked up by the new line at start-up and written once."""
+    import json
+
+    from ivr.store import caller_hash
+
+    settings.database.parent.mkdir(parents=True, exist_ok=True)
+    old = settings.database.with_name(settings.database.name + ".spool.jsonl")
+    record = {"_type": "answer", "sid": "CA" + "5" * 32,
+              "caller_hash": caller_hash(settings.caller_key, "+85512345678"),
+              "office": "ou-chrov", "service": "barber-2-4-chairs", "lang": "en",
+              "question": "quality", "value": "3", "stamp": "2026-12-01T10:00:00+00:00"}
+    old.write_text(json.dumps(record) + "\n")
+    line = create_app(settings).extensions["ivr"]
+    assert line.store.wait_for_spool()
+    assert not old.exists()
+    with sqlite3.connect(settings.database) as conn:
+        assert conn.execute("SELECT f.call_sid, a.question, a.value FROM answers a JOIN "
+                            "feedback f ON f.id = a.feedback_id").fetchall() == [
+            ("CA" + "5" * 32, "quality", "3")]

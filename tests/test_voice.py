@@ -265,11 +265,19 @@ def test_catalogue_edits_reach_the_next_call_and_broken_ones_are_refused(setting
     def barber_fee() -> str:  # a new call: English, services, business licences, barber
         return Caller(twilio).start("2").press("1").press("2").press("1").heard()
 
+    def noticed() -> None:  # a request notices the edit; the files are read beside the calls
+        live = app.extensions["ivr"].live
+        live.current()
+        assert live.loader is not None
+        live.loader.join(30)
+
     assert "20,000 riel" in barber_fee()
     path.write_text(original.replace("riel: 20000\n      per: {km: ក្នុងមួយច្បាប់, en: per "
                                      "licence}", "riel: 25000\n      per: {km: ក្នុងមួយច្បាប់, "
                                      "en: per licence}"), encoding="utf-8")
+    noticed()
     assert "25,000 riel" in barber_fee()  # no restart needed
     path.write_text(original.replace("riel: 20000", "riel: twenty"), encoding="utf-8")
+    noticed()
     assert "25,000 riel" in barber_fee()  # the last good catalogue stays
     assert "catalogue change NOT applied" in caplog.text and "fee.riel" in caplog.text

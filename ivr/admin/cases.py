@@ -119,7 +119,7 @@ def find_case(conn: sqlite3.Connection, reference: str,
 
 def own_case(reference: str) -> dict[str, Any]:
     """The case, if the signed-in account may open it; else 404 (as if there were none)."""
-    found = find_case(line().store.db.conn, reference, user().scope)
+    found = find_case(line().store.patient_db.conn, reference, user().scope)
     if found is None:
         abort(404)
     return found

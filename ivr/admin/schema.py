@@ -7,6 +7,7 @@ append-only: triggers refuse every UPDATE and DELETE, whoever sends it.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 from ivr.store import Store
@@ -56,10 +57,33 @@ STATEMENTS = (
 RECORDING_COLUMNS = {"closed_at": "TEXT", "purged_at": "TEXT"}
 
 
+def _names() -> set[str]:
+    """The tables, indexes and triggers the statements create."""
+    return {m.group(1) for statement in STATEMENTS
+            if (m := re.search(r"IF NOT EXISTS (\w+)", statement))}
+
+
+def is_current(conn: sqlite3.Connection) -> bool:
+    """Only reads: whether every table, index, trigger and column is there already (then a
+    worker starts without the write lock, even while the database is locked)."""
+    have = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(recordings)")}
+    return _names() <= have and set(RECORDING_COLUMNS) <= columns
+
+
 def migrate(store: Store) -> None:
-    """Create what is missing, under the lock the line's own migration takes."""
+    """Create what is missing, under the lock the line's own migration takes; nothing is
+    written when the schema is current."""
+    if is_current(store.db.conn):
+        return
     with store.migration_lock():
-        conn = store.db.conn
+        store.wait_for(lambda: _apply(store), "the database is locked (admin tables)")
+
+
+def _apply(store: Store) -> None:
+    with store.patient(1000) as conn:
+        if is_current(conn):  # another process did it while we waited
+            return
         for statement in STATEMENTS:
             conn.execute(statement)
         have = {row[1] for row in conn.execute("PRAGMA table_info(recordings)")}

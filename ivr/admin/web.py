@@ -85,7 +85,7 @@ def _set_up(state: Any) -> None:
     if not app.secret_key:
         raise RuntimeError("the admin pages need app.secret_key (admin.secret_key(settings))")
     schema.migrate(line.store)
-    bootstrap(line.store.db.conn, line.settings)
+    bootstrap(line.store.patient_db.conn, line.settings)
     app.session_interface = AdminSessionInterface()
     app.config.update(SESSION_COOKIE_NAME="ivr_admin", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax")
@@ -189,7 +189,7 @@ def line() -> Any:
 
 
 def conn() -> sqlite3.Connection:
-    return line().store.db.conn
+    return line().store.patient_db.conn
 
 
 def client_address() -> str:
