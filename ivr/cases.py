@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import tree
-from ivr.catalog import Catalog, Hours
+from ivr.catalog import WEEKDAYS, Catalog, Hours
 from ivr.offices import Chooser, choose
+from ivr.prompts import OPENS_WHEN, opening_key
 from ivr.steps import Action, Context, Menu, Outcome, Position, paged, reference_prompts
 
 CAMBODIA = ZoneInfo("Asia/Phnom_Penh")
@@ -29,6 +30,24 @@ def is_open(hours: Hours | None, holidays: frozenset, moment: datetime) -> bool:
     local = moment.astimezone(CAMBODIA)
     return (local.weekday() in hours.days and local.date() not in holidays
             and hours.open <= local.time() < hours.close)
+
+
+def next_opening(hours: Hours | None, holidays: frozenset, moment: datetime
+                 ) -> tuple[str, time] | None:
+    """When a closed office opens again, in Cambodia's time: (today, tomorrow or the
+    weekday, the time), within a week; None when the hours are not known or it is later."""
+    if hours is None or not hours.days:
+        return None
+    local = moment.astimezone(CAMBODIA)
+    for ahead in range(7):
+        day = local.date() + timedelta(days=ahead)
+        if day.weekday() not in hours.days or day in holidays:
+            continue
+        if ahead == 0 and local.time() >= hours.open:
+            continue  # open now, or closed for the rest of today
+        when = OPENS_WHEN[ahead] if ahead < 2 else WEEKDAYS[day.weekday()]
+        return when, hours.open
+    return None
 
 
 def _main(pos: Position) -> Position:
@@ -60,7 +79,7 @@ def topics(flow: Context, pos: Position) -> Menu | None:
 
 COMPLAINT_OFFICE = choose(Chooser(
     tree.COMPLAINT_OFFICE, tree.COMPLAINT_OFFICE_CODE, tree.COMPLAINT_PROVINCES,
-    tree.COMPLAINT_PROVINCE,
+    tree.COMPLAINT_PROVINCE, tree.COMPLAINT_OFFICE_CHOSEN,
     after=lambda pos, office: pos.to(tree.COMPLAINT_NOTICE.path(), office=office),
     back=lambda pos: pos.to(tree.COMPLAINT.path()), ready=_topic_known))
 
@@ -74,7 +93,7 @@ def _office_known(catalog: Catalog, pos: Position) -> bool:
 
 OMBUDSMAN_OFFICE = choose(Chooser(
     tree.OMBUDSMAN_OFFICE, tree.OMBUDSMAN_OFFICE_CODE, tree.OMBUDSMAN_PROVINCES,
-    tree.OMBUDSMAN_PROVINCE,
+    tree.OMBUDSMAN_PROVINCE, tree.OMBUDSMAN_OFFICE_CHOSEN,
     after=lambda pos, office: pos.to(tree.OMBUDSMAN_CALL.path(), office=office), back=_main))
 
 
@@ -95,11 +114,18 @@ def dialled(flow: Context, pos: Position) -> Action | None:
 @tree.OMBUDSMAN_AWAY.builder
 def away(flow: Context, pos: Position, reason: str) -> Menu | None:
     """Closed, no number, or the dial did not connect: 1 leaves a message instead."""
-    if not _office_known(flow.catalog, pos) or reason not in AWAY_REASONS:
+    office = flow.catalog.office(pos.office)
+    if office is None or reason not in AWAY_REASONS:
         return None
-    return Menu([f"ombudsman.{reason}", "ombudsman.leave-message", "nav.hint"],
+    said = [f"ombudsman.{reason}"]
+    opens = None
+    if reason == "closed":  # and when it opens again (so the menu depends on the time)
+        opens = next_opening(office.ombudsman.hours, flow.catalog.holidays, flow.now())
+        if opens is not None and flow.book.has(opening_key(*opens), pos.lang):
+            said.append(opening_key(*opens))
+    return Menu([*said, "ombudsman.leave-message", "nav.hint"],
                 {"1": pos.to(tree.OMBUDSMAN_NOTICE.path())},
-                back=pos.to(tree.OMBUDSMAN_OFFICE.path()))
+                back=pos.to(tree.OMBUDSMAN_OFFICE.path()), cacheable=reason != "closed")
 
 
 def call_ombudsman(flow: Context, pos: Position) -> Outcome:

@@ -19,7 +19,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time
 from pathlib import Path
 from types import MappingProxyType
@@ -309,6 +309,15 @@ class Catalog:
 
     def services_at(self, office_id: str) -> tuple[Service, ...]:
         return tuple(s for s in self.services() if self.offers(office_id, s.id))
+
+    def categories_at(self, office_id: str) -> tuple[Category, ...]:
+        """The categories with a service this office gives, each holding only those."""
+        found = []
+        for category in self.categories:
+            given = tuple(s for s in category.services if self.offers(office_id, s.id))
+            if given:
+                found.append(replace(category, services=given))
+        return tuple(found)
 
 
 # --- YAML with line numbers ---------------------------------------------------------------

@@ -19,10 +19,12 @@ import re
 import string
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import TypeVar
 
 from ivr.catalog import (
+    WEEKDAYS,
     Catalog,
     CatalogError,
     Category,
@@ -92,6 +94,13 @@ def pages(items: Sequence[T]) -> list[Sequence[T]]:
 def digit_of(items: Sequence[T], item: T) -> int:
     """The key that chooses `item` on its page."""
     return items.index(item) % PAGE_SIZE + 1
+
+
+def choice_key(kind: str, item: str, digit: int, usual: int) -> str:
+    """The prompt key of "for <item>, press <digit>": `usual` is its key in the full list;
+    in a shorter list (only what an office gives) it may have another, with its own prompt."""
+    base = f"{kind}.{item}.choice"
+    return base if digit == usual else f"{base}.{digit}"
 
 
 def fee_paths(fee: Fee | FeeChoice | None, path: str = ""
@@ -238,8 +247,9 @@ def number_parts(n: int, lang: str) -> tuple[Part, ...] | None:
 
 
 class _Writer:
-    def __init__(self, wording: Wording, lang: str):
+    def __init__(self, wording: Wording, lang: str, catalog: Catalog):
         self.lang = lang
+        self.catalog = catalog
         self.templates = wording.templates[lang]
         # A fixed phrase of a template is one part, keyed by its first template (or by the
         # fixed sentence that says the same): "រៀល" is one recording for every fee.
@@ -279,6 +289,23 @@ class _Writer:
         """Khmer numbers as words (spoken amounts); English with thousands separators."""
         text = number_words(n) if self.lang == "km" else f"{n:,}"
         return Said(text, number_parts(n, self.lang))
+
+    def two_digits(self, n: int) -> Said:
+        """Minutes past the hour: Khmer words; otherwise two digits (7:05)."""
+        if self.lang == "km":
+            return self.number(n)
+        return Said(f"{n:02d}", None)  # said whole only
+
+    def clock(self, at: time) -> Said:
+        """A time of day as people say it: 7:30 in the morning, 5 in the afternoon."""
+        period = ("night" if at.hour < 5 or at.hour >= 20 else "morning" if at.hour < 12
+                  else "afternoon" if at.hour < 17 else "evening")
+        hour = self.number(at.hour % 12 or 12)
+        said = self.fill(f"clock.{period}")
+        if at.minute:
+            return self.fill("clock.minutes", hour=hour, minutes=self.two_digits(at.minute),
+                             period=said)
+        return self.fill("clock.hour", hour=hour, period=said)
 
     def fill(self, template: str, **values: object) -> Said:
         return self._format(template, True, values)
@@ -357,7 +384,12 @@ class _Writer:
         lang = self.lang
         where = f"catalog.service.{service.id}"
         parts = [self.fill("service.name", name=self.name(f"{where}.name", service.name[lang]))]
-        if service.level == "provincial":
+        if service.offered_at:  # limited to some offices: say which
+            offices = self.join(self.templates["offices.separator"], [
+                self.name(f"catalog.office.{o.id}.name", o.name[lang])
+                for o in self.catalog.offices if o.id in service.offered_at])
+            parts.append(self.fill("service.offered-at", offices=offices))
+        elif service.level == "provincial":
             parts.append(self.fill("service.provincial"))
         if service.documents is None:
             parts.append(self.fill("documents.unpublished"))
@@ -403,7 +435,7 @@ def _district(w: _Writer, office: Office) -> Said:
 
 
 def _utterances_of(catalog: Catalog, wording: Wording, lang: str) -> Iterator[tuple[str, str]]:
-    w = _Writer(wording, lang)
+    w = _Writer(wording, lang, catalog)
     yield from wording.sentences[lang].items()
     for categories in pages(catalog.categories):
         for digit, category in enumerate(categories, start=1):
@@ -426,6 +458,7 @@ def _utterances_of(catalog: Catalog, wording: Wording, lang: str) -> Iterator[tu
     for digit, topic in enumerate(catalog.topics, start=1):
         yield f"complaint.topic.{topic.id}.choice", w.choice(
             w.name(f"catalog.topic.{topic.id}.name", topic.name[lang]), digit)
+    yield from _opening_utterances(catalog, w)
     length = w.duration(catalog.max_recording_seconds)
     yield "complaint.notice", w.fill("complaint.notice", length=length)
     yield "ombudsman.notice", w.fill("ombudsman.notice", length=length)
@@ -458,17 +491,97 @@ def _office_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]
         for page in pages(catalog.offices_in(province.code)):
             for digit, office in enumerate(page, start=1):
                 # a provincial unit is chosen by its name, among the districts of its province
-                said = (w.name(f"catalog.office.{office.id}.name", office.name[w.lang])
-                        if office.level == "provincial" else _district(w, office))
-                yield f"office.{office.id}.choice", w.choice(said, digit)
+                yield f"office.{office.id}.choice", w.choice(_said(w, office), digit)
     for office in catalog.offices:
         yield f"office.{office.id}.connecting", w.fill("office.connecting",
                                                        district=_district(w, office))
+        yield f"office.{office.id}.chosen", w.fill("office.chosen", office=_said(w, office))
+    only = {found[0].id: found[0] for found in
+            (catalog.offices_offering(s.id) for s in catalog.services()) if len(found) == 1}
+    for office in only.values():  # the only office that gives some service
+        yield f"office.{office.id}.only", w.fill("office.only", office=w.name(
+            f"catalog.office.{office.id}.name", office.name[w.lang]))
+    yield from _shorter_lists(catalog, w)
     # read back after a wrong code: the lengths the catalogue's codes have ("4", "4 or 5")
     lengths = sorted({len(office.code) for office in catalog.offices})
     sep = w.templates["office.code.lengths.separator"]
     yield "office.code.length", w.fill("office.code.length",
                                        length=w.join(sep, [w.number(n) for n in lengths]))
+
+
+OPENS_WHEN = ("today", "tomorrow", *WEEKDAYS)
+
+
+def opening_key(when: str, at: time) -> str:
+    """"It opens again <when> at <time>": when is today, tomorrow or a weekday (mon...)."""
+    return f"ombudsman.opens.{when}.{at:%H%M}"
+
+
+def _opening_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
+    """When a closed Ombudsman line opens again, for every opening time in the catalogue."""
+    times = sorted({o.ombudsman.hours.open for o in catalog.offices
+                    if o.ombudsman.hours is not None})
+    for at in times:
+        clock = w.clock(at)
+        for when in OPENS_WHEN:
+            text = (w.fill(f"ombudsman.opens.{when}", time=clock) if when in OPENS_WHEN[:2]
+                    else w.fill("ombudsman.opens.day", day=w.fill(f"day.{when}"),
+                                time=clock))
+            yield opening_key(when, at), text
+
+
+def _said(w: _Writer, office: Office) -> Said:
+    """How an office is named in menus: its district (with its unit), or a provincial
+    unit's own name."""
+    if office.level == "provincial":
+        return w.name(f"catalog.office.{office.id}.name", office.name[w.lang])
+    return _district(w, office)
+
+
+def _shorter_lists(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
+    """The choices of lists shortened to what an office gives (the services to rate there)
+    or to the offices that give a service (where to rate it), where an item's key differs
+    from its key in the full list."""
+    lang = w.lang
+    names: dict[str, dict[str, Said]] = {
+        "category": {c.id: _name(w, c) for c in catalog.categories},
+        "service": {s.id: _name(w, s) for s in catalog.services()},
+        "province": {p.code: w.name(f"catalog.province.{p.code}.name", p.name[lang])
+                     for p in catalog.provinces()},
+        "office": {o.id: _said(w, o) for o in catalog.offices},
+    }
+    lists: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
+    every_category = tuple(c.id for c in catalog.categories)
+    for office in catalog.offices:
+        given = catalog.categories_at(office.id)
+        lists.add(("category", tuple(c.id for c in given), every_category))
+        for category in given:
+            full = catalog.category(category.id)
+            assert full is not None
+            lists.add(("service", tuple(s.id for s in category.services),
+                       tuple(s.id for s in full.services)))
+    every_province = tuple(p.code for p in catalog.provinces())
+    for service in catalog.services():
+        offering = {o.id for o in catalog.offices_offering(service.id)}
+        if len(offering) == len(catalog.offices):
+            continue
+        provinces = []
+        for province in every_province:
+            offices = tuple(o.id for o in catalog.offices_in(province))
+            shown = tuple(o for o in offices if o in offering)
+            if shown:
+                provinces.append(province)
+            if len(shown) > 1:  # one office: the province leads straight to it
+                lists.add(("office", shown, offices))
+        lists.add(("province", tuple(provinces), every_province))
+    said: dict[str, Said] = {}
+    for kind, shown, every in sorted(lists):
+        for i, item in enumerate(shown):
+            digit, usual = i % PAGE_SIZE + 1, every.index(item) % PAGE_SIZE + 1
+            key = choice_key(kind, item, digit, usual)
+            if digit != usual and key not in said:
+                said[key] = w.choice(names[kind][item], digit)
+    yield from said.items()
 
 
 def _survey_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:

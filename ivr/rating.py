@@ -3,13 +3,15 @@ and an anonymous reference. Each answer is stored the moment it is given."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import tree
-from ivr.catalog import Catalog
-from ivr.offices import Chooser, choose
+from ivr.catalog import Catalog, Office
+from ivr.offices import Chooser, choice_keys, choose
+from ivr.prompts import PAGE_SIZE
 from ivr.steps import Action, Context, Menu, Outcome, Position, paged, reference_prompts
 
 COMMENT_SECONDS = 60
@@ -29,14 +31,25 @@ def _before_office(pos: Position) -> Position:
     return Position(pos.lang, tree.MAIN.path())
 
 
+def _where_given(catalog: Catalog, pos: Position) -> Sequence[Office]:
+    """A service chosen first (from its facts) is rated where it is given: only the offices
+    that give it are offered (a provincial one: the provincial units)."""
+    if pos.service:
+        return catalog.offices_offering(pos.service)
+    return catalog.offices
+
+
 OFFICE = choose(Chooser(tree.RATE_OFFICE, tree.RATE_OFFICE_CODE, tree.RATE_PROVINCES,
-                        tree.RATE_PROVINCE, after=_after_office, back=_before_office))
+                        tree.RATE_PROVINCE, tree.RATE_OFFICE_CHOSEN, after=_after_office,
+                        back=_before_office, choosable=_where_given))
 
 
 def _known(catalog: Catalog, pos: Position, service: bool = True) -> bool:
-    """The office (and the service) in the position are in the catalogue."""
-    return catalog.office(pos.office) is not None and (
-        not service or catalog.service(pos.service) is not None)
+    """The office (and the service) in the position are in the catalogue, and the office
+    gives the service: nothing is rated where it is not given."""
+    if catalog.office(pos.office) is None:
+        return False
+    return not service or catalog.offers(pos.office, pos.service)
 
 
 @tree.RATE_CATEGORIES.builder
@@ -44,8 +57,10 @@ def categories(flow: Context, pos: Position) -> Menu | None:
     catalog = flow.catalog
     if not _known(catalog, pos, service=False):
         return None
-    items = [(f"category.{c.id}.choice", tree.RATE_CATEGORY.path(category=c.id))
-             for c in catalog.categories]
+    given = catalog.categories_at(pos.office)  # only what this office gives
+    keys = choice_keys("category", [c.id for c in given], [c.id for c in catalog.categories])
+    items = [(key, tree.RATE_CATEGORY.path(category=c.id))
+             for key, c in zip(keys, given, strict=True)]
     return paged(pos, "rate.service.ask", items, pos.to(tree.RATE_OFFICE.path(), office=""))
 
 
@@ -54,12 +69,15 @@ def category(flow: Context, pos: Position, category: str) -> Menu | None:
     catalog = flow.catalog
     if not _known(catalog, pos, service=False):
         return None
-    found = catalog.category(category)
-    if found is None:
-        return None
-    menu = paged(pos, f"category.{found.id}.intro",
-                 [(f"service.{s.id}.choice", s.id) for s in found.services],
-                 pos.to(tree.RATE_CATEGORIES.path()))
+    full = catalog.category(category)
+    found = next((c for c in catalog.categories_at(pos.office) if c.id == category), None)
+    if found is None or full is None:
+        return None  # no such category, or none of its services is given at this office
+    keys = choice_keys("service", [s.id for s in found.services], [s.id for s in full.services])
+    given = list(zip(keys, [s.id for s in found.services], strict=True))
+    index = next(i for i, c in enumerate(catalog.categories_at(pos.office)) if c.id == category)
+    up = replace(pos.to(tree.RATE_CATEGORIES.path()), page=index // PAGE_SIZE + 1)
+    menu = paged(pos, f"category.{found.id}.intro", given, up)
     if menu is not None:
         first = tree.RATE_QUESTION.path(number="1")
         menu.choices = {k: pos.to(first, service=v.node) for k, v in menu.choices.items()}

@@ -90,6 +90,8 @@ RATE_PROVINCES = node("rate/office/provinces", "វាយតម្លៃ៖ ជ�
                       "Rating: choose the office")
 RATE_PROVINCE = node("rate/office/province/<province>", "វាយតម្លៃ៖ ជ្រើសរើសការិយាល័យ",
                      "Rating: choose the office")
+RATE_OFFICE_CHOSEN = node("rate/office/chosen/<via>", "វាយតម្លៃ៖ ការិយាល័យដែលបានជ្រើសរើស",
+                          "Rating: the office chosen")
 RATE_CATEGORIES = node("rate/categories", "វាយតម្លៃ៖ ជ្រើសរើសសេវា", "Rating: choose the service")
 RATE_CATEGORY = node("rate/category/<category>", "វាយតម្លៃ៖ ជ្រើសរើសសេវា",
                      "Rating: choose the service")
@@ -116,6 +118,9 @@ OMBUDSMAN_PROVINCES = node("ombudsman/office/provinces",
 OMBUDSMAN_PROVINCE = node("ombudsman/office/province/<province>",
                           "ការិយាល័យប្រជាពលរដ្ឋ៖ ជ្រើសរើសការិយាល័យ",
                           "Ombudsman: choose the office")
+OMBUDSMAN_OFFICE_CHOSEN = node("ombudsman/office/chosen/<via>",
+                               "ការិយាល័យប្រជាពលរដ្ឋ៖ ការិយាល័យដែលបានជ្រើសរើស",
+                               "Ombudsman: the office chosen")
 OMBUDSMAN_CALL = node("ombudsman/call", "ការិយាល័យប្រជាពលរដ្ឋ៖ ហៅ ឬទុកសារ",
                       "Ombudsman: call or message")
 OMBUDSMAN_DIALLED = node("ombudsman/dialled", "ការិយាល័យប្រជាពលរដ្ឋ៖ ហៅ ឬទុកសារ",
@@ -140,6 +145,8 @@ COMPLAINT_PROVINCES = node("complaint/office/provinces", "បណ្តឹង៖ 
                            "Complaint: choose the office")
 COMPLAINT_PROVINCE = node("complaint/office/province/<province>", "បណ្តឹង៖ ជ្រើសរើសការិយាល័យ",
                           "Complaint: choose the office")
+COMPLAINT_OFFICE_CHOSEN = node("complaint/office/chosen/<via>",
+                               "បណ្តឹង៖ ការិយាល័យដែលបានជ្រើសរើស", "Complaint: the office chosen")
 COMPLAINT_NOTICE = node("complaint/notice", "បណ្តឹង៖ ថតសំឡេង", "Complaint: recording")
 COMPLAINT_RECORDED = node("complaint/recorded", "បណ្តឹង៖ ថតសំឡេង", "Complaint: recording")
 COMPLAINT_EMPTY = node("complaint/empty", "បណ្តឹង៖ ថតសំឡេង", "Complaint: recording")

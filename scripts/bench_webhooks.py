@@ -31,9 +31,9 @@ TOKEN = "bench-auth-token"
 SCRIPTS = [  # keys per menu, as `ivr call --keys` takes them
     "2 1 4 1 2 4",  # English: services, a category, a service, its facts, back
     "- 1 5 1",  # Khmer by silence: services, a category, a service
-    "2 2 1 0105# 2 1 4 3 2 9 2",  # rate a service: office code, survey, no comment
-    "2 4 1 1 0105#",  # a complaint: topic, office, recorded message
-    "2 3 1 0105# 1",  # the Ombudsman's office
+    "2 2 1 0105# 1 2 1 4 3 2 9 2",  # rate a service: office code, survey, no comment
+    "2 4 1 1 0105# 1",  # a complaint: topic, office, recorded message
+    "2 3 1 0105# 1 1",  # the Ombudsman's office
 ]
 
 

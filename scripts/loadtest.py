@@ -228,8 +228,12 @@ def plan_call(kind: str, catalog: Catalog, rng: random.Random) -> Plan:
         return Plan(kind, [lang, "1", str(category_no + 1), str(service_no + 1), "1", "#"])
     if kind == "complaint":
         topic = rng.randrange(min(8, len(catalog.topics)))
-        return Plan(kind, [lang, "4", str(topic + 1), "1", office.code])
-    digits = [lang, "2", "1", office.code, str(category_no + 1), str(service_no + 1)]
+        return Plan(kind, [lang, "4", str(topic + 1), "1", office.code, "1"])
+    # the office said back (1 goes on); then only the services it gives are listed
+    given = catalog.categories_at(office.id)
+    category_no = rng.randrange(min(8, len(given)))
+    service_no = rng.randrange(min(8, len(given[category_no].services)))
+    digits = [lang, "2", "1", office.code, "1", str(category_no + 1), str(service_no + 1)]
     answers: dict[int, tuple[str, str]] = {}
     for number, question in enumerate(catalog.survey, start=1):
         if question.optional and rng.random() < 0.3:

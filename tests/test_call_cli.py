@@ -52,7 +52,7 @@ def test_khmer_by_silence_transcript(env):
 
 
 def test_rating_transcript(env):
-    out = call("--keys", "2 2 1 0203# 1 1 4 4 2 1 2")
+    out = call("--keys", "2 2 1 0203# 1 1 1 4 4 2 1 2")
     assert "Your reference number is" in out
     with sqlite3.connect(env / "ivr.db") as conn:
         assert dict(conn.execute("SELECT question, value FROM answers")) == {
@@ -60,7 +60,7 @@ def test_rating_transcript(env):
 
 
 def test_complaint_transcript(env):
-    out = call("--keys", "2 4 1 1 0105#", "--record-seconds", "30")
+    out = call("--keys", "2 4 1 1 0105# 1", "--record-seconds", "30")
     assert "administrators of this line will listen" in out and "record 30s" in out
     assert "Your message has been recorded." in out and "Your reference number is" in out
     with sqlite3.connect(env / "ivr.db") as conn:
@@ -84,7 +84,7 @@ def staffed(env, monkeypatch):
     ("completed", "Goodbye."), ("busy", "line is busy"), ("no-answer", "Nobody answered"),
     ("failed", "could not be connected"), ("canceled", "was cancelled")])
 def test_ombudsman_transcript_for_each_dial_outcome(staffed, outcome, heard):
-    out = call("--keys", "2 3 1 0105# 1", "--dial", outcome)
+    out = call("--keys", "2 3 1 0105# 1 1", "--dial", outcome)
     assert "Connecting you to the Ombudsman's office of Ou Chrov District" in out
     assert f"dial +85512000999: {outcome}" in out
     assert heard in out
@@ -93,6 +93,6 @@ def test_ombudsman_transcript_for_each_dial_outcome(staffed, outcome, heard):
 
 
 def test_ombudsman_without_a_published_number(env):
-    out = call("--keys", "2 3 1 0105# 1")
+    out = call("--keys", "2 3 1 0105# 1 1")
     assert "cannot put you through to this Ombudsman by phone yet" in out
     assert "  dial " not in out  # the line never dials a placeholder

@@ -56,19 +56,19 @@ def check_caller_hash(settings, call: Caller) -> None:
 
 def to_complaint_recording(call: Caller) -> Caller:
     """Main menu (English): complaint, unofficial fee, by office code, Ou Chrov."""
-    return call.press("4").press("1").press("1").press("0105#")
+    return call.press("4").press("1").press("1").press("0105#").press("1")
 
 
 def to_ombudsman_recording(call: Caller) -> Caller:
     """Ombudsman, by code, Ou Chrov (no published number): leave a voice message."""
-    call.press("3").press("1").press("0105#")
+    call.press("3").press("1").press("0105#").press("1")
     assert "cannot put you through" in call.heard()
     return call.press("1")
 
 
 def to_comment_recording(call: Caller) -> Caller:
     """Rate, by code, Ou Chrov, business licences, barber shop; four answers; a comment."""
-    call.press("2").press("1").press("0105#").press("2").press("1")
+    call.press("2").press("1").press("0105#").press("1").press("2").press("1")
     call.press("3").press("3").press("2").press("2")
     assert "short comment" in call.heard()
     return call.press("1")
@@ -98,7 +98,7 @@ def app_at(settings, moment: datetime):
 
 
 def to_ombudsman(call: Caller) -> Caller:
-    return call.press("3").press("1").press("0105")
+    return call.press("3").press("1").press("0105").press("1")
 
 
 # --- complaints ---------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def to_ombudsman(call: Caller) -> Caller:
 def test_complaint_is_recorded_with_a_case_reference(twilio, settings):
     call = Caller(twilio).start("2").press("4")
     assert "What is your complaint" in call.heard()
-    call.press("1").press("1").press("0110")  # unofficial fee, at Poipet
+    call.press("1").press("1").press("0110").press("1")  # unofficial fee, at Poipet
     assert "administrators of this line will listen" in call.heard()
     assert "up to 2 minutes" in call.heard() and "120 seconds" not in call.heard()
     record = call.doc.find("Record")
@@ -158,7 +158,7 @@ def test_recording_callback_after_hang_up_still_makes_the_case(twilio, settings,
     """The caller hangs up while recording: the action's TwiML goes unheard, the recording
     status callback comes after the call has ended."""
     call = Caller(twilio, carrier=carrier, recording_callback="late").start("2")
-    call.press("4").press("3").press("1").press("0203")
+    call.press("4").press("3").press("1").press("0203").press("1")
     call.record(20, end="hangup")
     assert call.ended and call.transcript.ended_by == "caller"
     assert [c.kind for c in call.transcript.callbacks] == ["status", "recording"]
@@ -169,7 +169,7 @@ def test_recording_callback_after_hang_up_still_makes_the_case(twilio, settings,
 
 def test_recording_callback_before_the_action_gives_one_case(twilio, settings):
     call = Caller(twilio, recording_callback="before").start("2")
-    call.press("4").press("1").press("1").press("0105")
+    call.press("4").press("1").press("1").press("0105").press("1")
     call.record(9, "RE8")
     callbacks = call.transcript.callbacks
     assert [c.kind for c in callbacks] == ["recording"]  # before the action, mid-call
@@ -231,7 +231,7 @@ def test_a_rating_and_a_case_never_share_a_reference(settings, monkeypatch):
 
 def test_somleng_recording_action_then_callback_make_one_case(twilio, settings):
     call = Caller(twilio, sid=SOMLENG_CALL, carrier="somleng", recording_callback="after")
-    call.start("2").press("4").press("1").press("1").press("0105")
+    call.start("2").press("4").press("1").press("1").press("0105").press("1")
     call.record(0)  # an empty recording: Somleng still calls the action, with duration 0
     assert "did not receive a message" in call.heard()
     call.press("1")
@@ -252,7 +252,7 @@ def test_somleng_recording_action_then_callback_make_one_case(twilio, settings):
 
 def test_somleng_callback_before_the_action_gives_one_case(twilio, settings):
     call = Caller(twilio, sid=SOMLENG_CALL, carrier="somleng", recording_callback="before")
-    call.start("2").press("4").press("2").press("1").press("0203")
+    call.start("2").press("4").press("2").press("1").press("0203").press("1")
     recording = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
     call.record(9, recording)
     (callback,) = call.transcript.callbacks  # mid-call, before the action
@@ -272,6 +272,8 @@ def test_an_office_code_keyed_slowly_reaches_that_office(twilio, settings, carri
     call = Caller(twilio, carrier=carrier).start("2")
     if purpose == "complaint":
         call.press("4").press("1").press("1").press("0105@2.5")
+        assert "You chose Ou Chrov District." in call.heard()
+        call.silence()  # waiting goes on
         assert "Only the Ombudsman of that district" in call.heard()
         assert "no office has that code" not in call.heard()
         assert isinstance(call.waiting, RecordPrompt) and "o=ou-chrov" in call.waiting.action
@@ -281,6 +283,8 @@ def test_an_office_code_keyed_slowly_reaches_that_office(twilio, settings, carri
     else:
         call.press("1").press("2").press("1").press("2")  # barber shop: rate this service
         call.press("1").press("0105@2.5")
+        assert "You chose Ou Chrov District." in call.heard()
+        call.press("1")
         assert "quality" in call.heard() and "very satisfied" in call.heard()
         assert "no office has that code" not in call.heard()
         call.press("4")
@@ -390,14 +394,16 @@ def test_hours_are_cambodian_whatever_the_server_zone(staffed, monkeypatch):
 
 
 def test_ivr_report_lists_cases(twilio, settings, monkeypatch):
-    Caller(twilio).start("2").press("4").press("5").press("1").press("0802").record(10, "RE1")
+    call = Caller(twilio).start("2").press("4").press("5").press("1").press("0802").press("1")
+    call.record(10, "RE1")
     monkeypatch.setenv("IVR_DATABASE", str(settings.database))
     result = CliRunner().invoke(cli, ["report", "--cases"])
     assert result.exit_code == 0 and "kien-svay" in result.output and "other" in result.output
 
 
 def test_recordings_are_not_served_publicly(app, twilio):
-    Caller(twilio).start("2").press("4").press("5").press("1").press("0802").record(10, "RE1")
+    call = Caller(twilio).start("2").press("4").press("5").press("1").press("0802").press("1")
+    call.record(10, "RE1")
     client = app.test_client()
     for path in ("/recordings/RE1", "/audio/RE1.wav", "/voice/recording"):
         assert client.get(path).status_code in (403, 404, 405)

@@ -48,14 +48,15 @@ def gunicorn(tmp_path: Path):
 def test_fifty_simultaneous_ratings_store_every_answer_once(gunicorn):
     base, database = gunicorn
     start = threading.Barrier(CALLS)
-    codes = ["0105", "0110", "0203", "0204", "0206"]
+    codes = ["0100", "0200", "0300", "1200", "1700"]  # provincial units: they give licences
 
     def rate(i: int) -> tuple[str, str, str, str]:
         """One caller over HTTP, through the carrier simulator (Twilio's rules)."""
         call = Caller(HttpTwilio(base), sid=f"CA{i:032d}", number=f"+8551{i:08d}")
         call.start("2").press("2").press("1")
         start.wait(timeout=60)  # everyone answers at the same moment from here
-        call.press(codes[i % 5] + "#").press("5").press(str(1 + i % 6))  # transport, a licence
+        call.press(codes[i % 5] + "#").press("1")  # the unit, said back: 1 goes on
+        call.press("2").press(str(1 + i % 6))  # transport (the unit's second), a licence
         quality, timeliness = str(1 + i % 5), str(5 - i % 5)
         call.press(quality).press(timeliness).press("1" if i % 3 == 0 else "2").press("9")
         call.press("2")  # no comment

@@ -98,12 +98,13 @@ PACED = st.builds(Keys, BURST, st.floats(0.1, 3.0))  # the same, with a gap betw
 SCRIPT = st.lists(st.one_of(KEY, BURST, PACED, st.none()), min_size=1, max_size=25)
 # Random keys alone seldom get past three wrong keys: these openings take a call somewhere
 # first (None: silence, so Khmer), and random keys follow.
-SURVEY = ["2", "1", "0105#", "2", "1"]  # rate, by code, business licences, barber shop
+SURVEY = ["2", "1", "0105#", "1", "2", "1"]  # rate, by code, on, business licences, barber
 OPENINGS = st.sampled_from([
     [], ["2"], [None], ["2", "1", "2", "1"], ["2", "1", "4", "1"],  # a service, a fee table
     ["2", "2", "1"], ["2", *SURVEY], [None, *SURVEY], ["2", *SURVEY, "3", "3", "2"],
     ["2", "2", "2", "2"], ["2", "4", "1", "1"], ["2", "4", "1", "1", "0105#"],
-    [None, "4", "3", "2", "2", "1"], ["2", "3", "1", "0105#"], ["2", "3", "1", "0105#", "1"]])
+    [None, "4", "3", "2", "2", "1"], ["2", "3", "1", "0105#"], ["2", "3", "1", "0105#", "1"],
+    ["2", "3", "1", "0105#", "1", "1"]])
 
 
 @hyp_settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))

@@ -58,7 +58,7 @@ def test_a_head_request_signed_over_its_url_alone_changes_nothing(app, settings)
     """A HEAD's form was read as the request's values without being covered by the
     signature (which, for a non-POST, is the URL's alone)."""
     call = Caller(Twilio(app)).start("2").press("2").press("1").press("0105")
-    call.press("2").press("1")  # a barber shop licence: the first question is asked
+    call.press("1").press("2").press("1")  # on; a barber shop licence: the first question
     url = call.action()
     headers = {"X-Twilio-Signature": sign(TOKEN, url, {})}
     forged = app.test_client().open(url, method="HEAD", headers=headers,

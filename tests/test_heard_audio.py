@@ -8,6 +8,7 @@ render --engine placeholder`); a call made on that audio folder must not <Say> a
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_a_services_facts_are_heard_from_its_audio(line, spoken, lang, keys):
 def test_a_case_reference_is_heard_digit_by_digit_from_its_audio(line, settings, spoken,
                                                                  carrier, lang, keys):
     call = Caller(line, carrier=carrier).start(keys).press("4").press("1").press("1")
-    call.press("0105#")
+    call.press("0105#").press("1")  # Ou Chrov, said back; 1 goes on
     assert isinstance(call.waiting, RecordPrompt)
     assert spoken["complaint.notice", lang] in call.heard()
     call.record(12)
@@ -96,4 +97,41 @@ def test_a_case_reference_is_heard_digit_by_digit_from_its_audio(line, settings,
     assert read_back in call.heard()
     call.press("1")  # hear it again
     assert read_back in call.heard()
+    only_audio(call)
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "somleng"])
+def test_a_keyed_code_names_the_office_from_its_audio(line, spoken, carrier):
+    """Khmer: the office chosen by its code is said by its own prompt (office.<id>.chosen),
+    and so is one chosen by province and district."""
+    call = Caller(line, carrier=carrier).start().press("2").press("1").press("0105#")
+    assert spoken["office.ou-chrov.chosen", "km"] in call.heard()
+    assert "ស្រុកអូរជ្រៅ" in spoken["office.ou-chrov.chosen", "km"]
+    assert spoken["office.chosen.keys", "km"] in call.heard()
+    call.press("2").press("2").press("2").press("4")  # another: Battambang, Bavel
+    assert spoken["office.bavel.chosen", "km"] in call.heard()
+    only_audio(call)
+
+
+def test_a_closed_ombudsman_line_says_when_it_opens_from_its_audio(settings, rendered,
+                                                                   tmp_path):
+    """Rendered with the catalogue whose Ombudsman has hours: the opening time is its own
+    prompt, in Khmer words."""
+    from datetime import datetime, timezone
+
+    from tests.conftest import with_ombudsman
+
+    text = with_ombudsman((ROOT / "catalog.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / "staffed.yaml"
+    path.write_text(text, encoding="utf-8")
+    audio = tmp_path / "audio"
+    shutil.copytree(rendered, audio)  # then only what this catalogue adds is rendered
+    result = CliRunner().invoke(cli, [
+        "render", "--engine", "placeholder", "--catalog", str(path), "--prompts",
+        str(ROOT / "prompts"), "--audio-dir", str(audio), "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    app = create_app(replace(settings, catalog=path, audio_dir=audio))
+    app.extensions["ivr"].clock = lambda: datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc)
+    call = Caller(Twilio(app)).start().press("3").press("1").press("0105#").silence()
+    assert "ការិយាល័យនឹងបើកវិញនៅថ្ងៃច័ន្ទ ម៉ោងប្រាំពីរ និងសាមសិបនាទីព្រឹក។" in call.heard()
     only_audio(call)

@@ -29,9 +29,9 @@ def answers(settings) -> dict[str, str]:
 
 
 def to_survey_by_code(caller: Caller, code: str = "0105") -> Caller:
-    """From the main menu: rate (2), I know the code (1), the code and #, then business
-    licences (2), barber shop (1)."""
-    return caller.press("2").press("1").press(code).press("2").press("1")
+    """From the main menu: rate (2), I know the code (1), the code and #, the office said
+    back (1 goes on), then business licences (2), barber shop (1)."""
+    return caller.press("2").press("1").press(code).press("1").press("2").press("1")
 
 
 @pytest.mark.parametrize("carrier", CARRIERS)
@@ -42,6 +42,8 @@ def test_rate_from_the_service_information(twilio, settings, carrier):
     call.press("2")  # rate this service
     assert "district code" in call.heard()
     call.press("1").press("0105#")
+    assert "You chose Ou Chrov District." in call.heard()
+    call.press("1")
     assert "quality" in call.heard() and "very satisfied" in call.heard()
     call.press("4")
     assert "7 working days" in call.heard()  # the official maximum time, reminded
@@ -66,11 +68,12 @@ def test_rate_from_the_service_information(twilio, settings, carrier):
 def test_rate_from_the_main_menu_choosing_province_and_district(twilio, settings):
     call = Caller(twilio).start()  # silence: Khmer
     call.press("2").press("2")  # rate; choose province and district
-    call.press("2").press("3")  # Battambang, third district (Battambang municipality)
-    call.press("5").press("2")  # transport, licence A re-sit
+    call.press("2").press("9").press("7")  # Battambang, its provincial unit (page 2)
+    call.silence()  # said back; waiting goes on
+    call.press("2").press("2")  # transport (the unit's second category), licence A re-sit
     call.press("5").press("5").press("2").press("9")  # skip the gender question
     assert db_rows(settings, "SELECT office_id, service_id, lang FROM feedback") == [
-        ("battambang", "licence-a-retest", "km")]
+        ("battambang-province", "licence-a-retest", "km")]
     assert answers(settings) == {"gender": "skipped", "quality": "5", "timeliness": "5",
                                  "unofficial-payment": "no"}
 
@@ -148,7 +151,7 @@ def test_an_unknown_office_code_is_refused(twilio, settings, carrier):
     call = Caller(twilio, carrier=carrier).start("2").press("2").press("1").press("9999#")
     assert "no office has that code" in call.heard()
     call.press("1706#")
-    assert "type of service" in call.heard()
+    assert "You chose Kralanh District." in call.heard()
 
 
 @pytest.mark.parametrize("carrier", CARRIERS)
@@ -159,6 +162,8 @@ def test_a_code_cut_short_by_the_carrier_is_continued(twilio, settings, carrier)
     assert len(gather) == 0 and "k=01" in gather.get("action")  # no prompt: it just waits
     assert gather.get("finishOnKey") == "#"
     call.press("05")
+    assert "You chose Ou Chrov District." in call.heard()
+    call.press("1")
     assert "type of service" in call.heard()
     call.press("2").press("1").press("4")
     assert db_rows(settings, "SELECT office_id FROM feedback") == [("ou-chrov",)]
@@ -172,7 +177,9 @@ def test_an_office_code_keyed_slowly_is_one_code(twilio, settings, carrier):
     call.press(Keys("0105", gap=2.5))
     assert [s.params["Digits"] for s in call.steps] == (["0", "1", "0", "5"]
                                                         if carrier == "somleng" else ["0105"])
-    assert "type of service" in call.heard() and "no office" not in call.heard()
+    assert "You chose Ou Chrov District." in call.heard() and "no office" not in call.heard()
+    call.press("1")
+    assert "type of service" in call.heard()
     call.press("2").press("1").press("4")
     assert db_rows(settings, "SELECT office_id FROM feedback") == [("ou-chrov",)]
 
@@ -182,7 +189,7 @@ def test_silence_after_part_of_a_code_reads_it_back(twilio, settings):
     assert "You keyed 0 1 A district code has 4 digits." in call.heard()
     assert "Key in the district code" in call.heard() and "a=1" in call.action()
     assert "k=" not in call.action()  # keyed afresh
-    call.press("0105")
+    call.press("0105").press("1")
     assert "type of service" in call.heard()
 
 
@@ -192,14 +199,17 @@ def test_keys_that_begin_no_code_are_read_back(twilio, settings):
     assert "a=1" in call.action()
 
 
-def test_silence_at_the_comment_offer_finishes_with_the_reference(twilio, settings):
-    call = to_survey_by_code(Caller(twilio).start("2"))
+@pytest.mark.parametrize("carrier", CARRIERS)
+def test_silence_at_the_comment_offer_finishes_with_the_reference(twilio, settings, carrier):
+    call = to_survey_by_code(Caller(twilio, carrier=carrier).start("2"))
     call.press("3").press("3").press("2").press("9")
     assert "short comment" in call.heard()
     call.silence()
     (reference,) = db_rows(settings, "SELECT reference FROM feedback")[0]
     assert "Thank you for your answers" in call.heard()
-    assert " ".join(reference) in call.heard()
+    assert f"Your reference number is {' '.join(reference)}" in call.heard()
+    assert "did not hear" not in call.heard() and not call.ended
+    assert not db_rows(settings, "SELECT * FROM recordings")  # no comment was recorded
 
 
 @pytest.mark.parametrize("carrier", CARRIERS)

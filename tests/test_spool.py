@@ -159,7 +159,7 @@ def test_a_torn_line_is_kept_aside_and_the_caller_s_answer_is_stored(settings, c
         spool.write(torn)  # ... then a process died while writing the next one
     assert spooling.save_answer(**answer(8)) == SPOOLED  # appended after the torn tail
     call = Caller(Twilio(app)).start("2").press("2").press("1").press("0105")
-    call.press("2").press("1").press("4")  # a barber shop licence; quality 4
+    call.press("1").press("2").press("1").press("4")  # on; a barber shop licence; quality 4
     assert "the time the service took" in call.heard()  # no apology: the call goes on
     assert line.store.wait_for_spool()
     stored = stored_answers(settings.database)
@@ -238,7 +238,7 @@ def test_while_the_database_is_locked_a_caller_waits_well_under_a_second(setting
     app = create_app(settings)
     line = app.extensions["ivr"]
     call = Caller(Twilio(app), carrier=carrier).start("2").press("2").press("1")
-    call.press("0105#").press("2").press("1")  # a barber shop licence: the first question
+    call.press("0105#").press("1").press("2").press("1")  # on; barber shop: the first question
     # a big spool waiting, so that the caller's last answers meet a replay in progress
     spooling = read_only(settings.database, settings.caller_key)
     for i in range(250):

@@ -37,9 +37,10 @@ class Lock:
 
 
 def rate_one_service(base: str, sid: str) -> Caller:
-    """English, rate, office 0105, transport, the first licence, quality 4."""
-    call = Caller(HttpTwilio(base), sid=sid).start("2").press("2").press("1").press("0105#")
-    return call.press("5").press("1").press("4")
+    """English, rate, office 0100 (Banteay Meanchey's provincial unit, which gives driving
+    licences), 1 (the office said back: on), transport, the first licence, quality 4."""
+    call = Caller(HttpTwilio(base), sid=sid).start("2").press("2").press("1").press("0100#")
+    return call.press("1").press("2").press("1").press("4")
 
 
 def test_workers_restarted_by_a_kill_or_a_reload_during_a_lock_boot_and_the_line_answers(

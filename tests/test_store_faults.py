@@ -17,7 +17,7 @@ def test_answers_given_while_the_database_is_locked_are_kept_and_stored_later(se
     line = app.extensions["ivr"]
     line.store = Store(settings.database, settings.caller_key, busy_timeout_ms=100)
     call = Caller(Twilio(app)).start("2").press("2").press("1").press("0105")
-    call.press("2").press("1")  # business licences, barber shop: the first question
+    call.press("1").press("2").press("1")  # business licences, barber shop: the first question
     blocker = sqlite3.connect(settings.database, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
     call.press("4")
@@ -39,7 +39,7 @@ def test_a_recording_during_a_lock_is_kept_and_the_caller_is_thanked(settings, c
     line = app.extensions["ivr"]
     line.store = Store(settings.database, settings.caller_key, busy_timeout_ms=100)
     call = Caller(Twilio(app), carrier=carrier).start("2").press("4").press("1").press("1")
-    call.press("0105#")
+    call.press("0105#").press("1")
     blocker = sqlite3.connect(settings.database, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     call.record(20, "RE77")  # the carrier reports it twice: status callback, Record action
@@ -83,7 +83,7 @@ def test_a_read_only_database_spools_answers_until_it_is_writable(settings, monk
     line = app.extensions["ivr"]
     readonly = ReadOnly(monkeypatch, line.store)
     call = Caller(Twilio(app)).start("2").press("2").press("1").press("0105")
-    call.press("2").press("1")
+    call.press("1").press("2").press("1")
     readonly.set(True)  # SQLite now refuses every write
     call.press("5")
     assert "the time the service took" in call.heard()

@@ -28,7 +28,7 @@ CALLS_BEFORE = 24  # rating calls during which a worker is killed
 CALLS_AFTER = 8  # calls started once the new worker is up: every one must go through
 CALLERS = 12  # calls at the same time
 KILL_AFTER = 60  # requests answered before the kill
-CODES = ["0105", "0110", "0203", "0204", "0206"]
+CODES = ["0100", "0200", "0300", "1200", "1700"]  # provincial units: they give licences
 
 
 
@@ -134,10 +134,10 @@ def rate(base: str, i: int, tally: Tally) -> bool:
     answers = {"1": (sid, "quality", quality), "2": (sid, "timeliness", timeliness),
                "3": (sid, "unofficial-payment", "yes" if paid == "1" else "no"),
                "4": (sid, "gender", "skipped")}
-    # English, rate, I know the code, the code, transport, a licence, four answers (9: skip
-    # the gender question), no comment
-    keys = ["2", "2", "1", CODES[i % 5] + "#", "5", str(1 + i % 6), quality, timeliness, paid,
-            "9", "2"]
+    # English, rate, I know the code, the code, 1 (the unit said back: go on), transport,
+    # a licence, four answers (9: skip the gender question), no comment
+    keys = ["2", "2", "1", CODES[i % 5] + "#", "1", "2", str(1 + i % 6), quality, timeliness,
+            paid, "9", "2"]
     sim = Simulator(TalliedTransport(tally, answers), TOKEN, base_url=base, caller=number)
     try:
         transcript = sim.call(keys, call_sid=sid)  # then the caller hangs up
