@@ -14,13 +14,9 @@ later. Nothing is served for a reply that does not exist, or whose file is gone.
 from __future__ import annotations
 
 import hmac
-import io
 import os
 import secrets
-import subprocess
-import tempfile
 import time
-import wave
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, send_file, url_for
@@ -29,7 +25,6 @@ bp = Blueprint("replies", __name__)
 MAX_BYTES = 8 * 1024 * 1024  # an upload or a browser recording (a few minutes of speech)
 FORMATS = ("wav", "mp3", "m4a", "ogg", "webm")
 URL_HOURS = 3  # a reply's URL lives between 2 and 3 hours
-FFMPEG_SECONDS = 60
 
 
 class ReplyError(ValueError):
@@ -40,53 +35,24 @@ class ReplyError(ValueError):
         self.key = key
 
 
-def audio_format(data: bytes) -> str:
-    """The container of `data`, from its first bytes (browsers name files loosely)."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return "wav"
-    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
-        return "mp3"
-    if data[4:8] == b"ftyp":
-        return "m4a"
-    if data[:4] == b"OggS":
-        return "ogg"
-    if data[:4] == b"\x1a\x45\xdf\xa3":
-        return "webm"
-    raise ReplyError("reply.error.format")
+# the studio's refusals, in the case page's words
+REFUSALS = {"voice.error.empty": "reply.error.empty",
+            "voice.error.too_big": "reply.error.size",
+            "voice.error.not_audio": "reply.error.format",
+            "voice.error.silent": "reply.error.silent"}
 
 
 def to_telephone_wav(data: bytes) -> tuple[bytes, int]:
-    """Bytes of WAV, MP3, M4A, Ogg or WebM -> (8 kHz mono mu-law WAV bytes, duration in ms).
-    The input goes through a file, not a pipe: an M4A's index may be at its end."""
-    from ivr.render import FFMPEG, Audio, RenderError, convert  # pydub: only when converting
+    """Bytes of WAV, MP3, M4A, Ogg or WebM -> (8 kHz mono mu-law WAV bytes, duration in ms),
+    converted as the voice studio converts a person's recording (`studio.telephone`)."""
+    from ivr import studio  # pydub and the studio: only when converting
 
-    if not data:
-        raise ReplyError("reply.error.empty")
     if len(data) > MAX_BYTES:
         raise ReplyError("reply.error.size")
-    fmt = audio_format(data)
-    with tempfile.TemporaryDirectory(prefix="ivr-reply-") as folder:
-        source = Path(folder) / f"in.{fmt}"
-        source.write_bytes(data)
-        try:
-            run = subprocess.run(
-                [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", str(source), "-vn",
-                 "-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", "8000", "pipe:1"],
-                capture_output=True, timeout=FFMPEG_SECONDS, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as exc:
-            raise ReplyError("reply.error.decode", "ffmpeg took too long") from exc
-    if run.returncode != 0 or not run.stdout:
-        raise ReplyError("reply.error.decode", run.stderr.decode(errors="replace")[:200])
-    pcm = io.BytesIO()
-    with wave.open(pcm, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(run.stdout)
     try:
-        return convert(Audio(pcm.getvalue(), "wav"))
-    except RenderError as exc:
-        raise ReplyError("reply.error.silent", str(exc)) from exc
+        return studio.telephone(data)
+    except studio.StudioError as exc:
+        raise ReplyError(REFUSALS.get(exc.key, "reply.error.decode")) from exc
 
 
 def folder_of(database: Path) -> Path:
