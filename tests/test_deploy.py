@@ -88,3 +88,23 @@ def test_the_units_are_valid_and_agree_with_nginx_and_gunicorn(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), (
         done.stdout + done.stderr)
+
+
+def test_nginx_lets_the_audio_forms_through_as_large_as_the_app_takes_them():
+    """nginx refuses bodies over 64 KiB (webhooks); the admin forms that send audio (a case's
+    reply, a studio recording, a studio import) have their own limit there, at least the
+    app's, so an office's recorded reply is not a 413 from nginx in production."""
+    import re
+
+    from ivr import replies, studio
+
+    slow = load_script()
+    proxy = slow.PROXY.read_text()
+    limits = {pattern: int(size) * 1024 * 1024 for pattern, size in re.findall(
+        r"location ~ (\S+) \{\s*client_max_body_size (\d+)m;", proxy)}
+    for path, needed in (("/admin/cases/123456/reply", replies.MAX_BYTES),
+                         ("/admin/voice/km/greeting", studio.MAX_FILE_BYTES),
+                         ("/admin/voice/import", studio.MAX_IMPORT_BYTES)):
+        matching = [size for pattern, size in limits.items() if re.match(pattern, path)]
+        assert matching and matching[0] >= needed, (path, limits)
+    assert not re.match(next(iter(limits)), "/voice/km/main")  # webhooks keep 64 KiB
