@@ -119,7 +119,7 @@ def test_a_closed_ombudsman_line_says_when_it_opens_from_its_audio(settings, ren
     prompt, in Khmer words."""
     from datetime import datetime, timezone
 
-    from tests.conftest import with_ombudsman
+    from tests.support import with_ombudsman
 
     text = with_ombudsman((ROOT / "catalog.yaml").read_text(encoding="utf-8"))
     path = tmp_path / "staffed.yaml"

@@ -14,7 +14,8 @@ import pytest
 from ivr import create_app, tree
 from ivr.catalog import load_catalog
 from scripts.measure_keys import flow_for, presses_from
-from tests.conftest import ROOT, Caller, Twilio, with_ombudsman
+from tests.caller import Caller
+from tests.support import ROOT, Twilio, with_ombudsman
 
 CARRIERS = ["twilio", "somleng"]
 LAND = "a transfer of unregistered town land"  # Ou Chrov's card: given only there

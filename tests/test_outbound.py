@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,13 +28,9 @@ from ivr.outbound import CAMBODIA, Outbound, Refusal, response_rates
 from ivr.simulate import Simulator
 from ivr.store import caller_hash
 from ivr.worker import Queue
+from tests.outbound_support import ACCOUNT, FORMS, LINE_NUMBER, NUMBER, PUBLIC, calls_resource_reply
 from tests.support import ROOT, TOKEN
 
-ACCOUNT = "AC" + "1" * 32
-PUBLIC = "https://ivr.example.org"
-LINE_NUMBER = "+85523999000"
-NUMBER = "+85512345678"
-FORMS = ("+85512345678", "85512345678", "012345678", "012 345 678", "12 345 678")
 SOMLENG_API = "https://api.somleng.org"
 CARRIERS = ("twilio", "somleng")
 
@@ -55,26 +50,6 @@ class Clock:
 
 def cambodia(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 12, day, hour, minute, tzinfo=CAMBODIA).astimezone(timezone.utc)
-
-
-def calls_resource_reply(carrier: str, form: dict[str, str]) -> dict:
-    """A Calls resource as POST .../Calls.json answers it (201), after Twilio's documented
-    JSON (twilio.com/docs/voice/api/call-resource); Somleng answers the same fields with a
-    UUID sid."""
-    sid = "CA" + uuid.uuid4().hex if carrier == "twilio" else str(uuid.uuid4())
-    base = "/2010-04-01/Accounts/" + ACCOUNT
-    return {
-        "account_sid": ACCOUNT, "annotation": None, "answered_by": None,
-        "api_version": "2010-04-01", "caller_name": None, "date_created": None,
-        "date_updated": None, "direction": "outbound-api", "duration": None, "end_time": None,
-        "forwarded_from": None, "from": form["From"], "from_formatted": form["From"],
-        "group_sid": None, "parent_call_sid": None, "phone_number_sid": None, "price": None,
-        "price_unit": "USD", "sid": sid, "start_time": None, "status": "queued",
-        "subresource_uris": {"notifications": f"{base}/Calls/{sid}/Notifications.json",
-                             "recordings": f"{base}/Calls/{sid}/Recordings.json"},
-        "queue_time": "0", "to": form["To"], "to_formatted": form["To"],
-        "trunk_sid": None, "uri": f"{base}/Calls/{sid}.json",
-    }
 
 
 class FakeCarrierApi:
@@ -481,7 +456,7 @@ def test_the_scorecard_shows_post_visit_ratings_apart_from_callers_who_rang_in(
     import csv
     import io
 
-    from tests.test_admin import log_in
+    from tests.support import log_in
 
     app = create_app(line_settings, admin_password="correct horse battery staple")
     office, service = office_and_service(app)

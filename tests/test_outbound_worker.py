@@ -20,8 +20,8 @@ from cryptography.fernet import Fernet
 
 from ivr.config import Settings
 from ivr.worker import Queue
+from tests.outbound_support import ACCOUNT, FORMS, NUMBER, calls_resource_reply
 from tests.support import ROOT, TOKEN
-from tests.test_outbound import ACCOUNT, FORMS, NUMBER, calls_resource_reply
 
 CALLER_KEY = "worker-test-caller-key"
 

@@ -13,7 +13,7 @@ import pytest
 
 from ivr import create_app, render
 from tests.browser import ARGS, CHROMIUM, serve
-from tests.test_voice_studio import greeting_played, manifest, settings_for, tone
+from tests.studio_support import greeting_played, manifest, settings_for, tone
 
 MICROPHONE = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 

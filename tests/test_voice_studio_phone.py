@@ -18,8 +18,8 @@ from lxml import etree
 from ivr import create_app, render, studio
 from ivr.simulate import FlaskTransport, GatherInfo, RecordPrompt, Simulator
 from ivr.terminal import prompt_texts
+from tests.studio_support import fresh, greeting_played, manifest, settings_for, tone
 from tests.support import TOKEN, Twilio, TwimlSchemas
-from tests.test_voice_studio import fresh, greeting_played, manifest, settings_for, tone
 
 PIN = "2468"
 ACCOUNT = "AC" + "1" * 32
