@@ -1,0 +1,163 @@
+"""Storage robustness that no caller test reaches by chance (TEST-GAPS.md, gap 9): reference
+collisions, unique references, the migration lock, connection settings, the spool's fsync,
+case status updates, a new database folder, and the shortest recording."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+
+import pytest
+
+from ivr import store as store_module
+from ivr.store import SPOOLED, Store, new_reference
+from tests.caller import Caller
+
+RECORDING = dict(caller="+85512000001", kind="complaint", lang="en", office="ou-chrov",
+                 service="", topic="other", recording_url="", duration_s=9)
+
+
+def draws(monkeypatch, *numbers: str) -> list[str]:
+    """new_reference gives these, in order; returns the list of what was drawn."""
+    drawn: list[str] = []
+    left = iter(numbers)
+
+    def draw() -> str:
+        drawn.append(next(left))
+        return drawn[-1]
+
+    monkeypatch.setattr(store_module, "new_reference", draw)
+    return drawn
+
+
+def test_a_rating_whose_reference_is_taken_draws_another(settings, monkeypatch):
+    store = Store(settings.database, b"k")
+    drawn = draws(monkeypatch, "111111", "111111", "222222")
+    first = store.save_answer("CA1", "+85512000001", "ou-chrov", "barber", "en", "quality", "4")
+    second = store.save_answer("CA2", "+85512000002", "ou-chrov", "barber", "en", "quality", "5")
+    assert (first, second) == ("111111", "222222") and drawn == ["111111", "111111", "222222"]
+    with sqlite3.connect(settings.database) as conn:
+        assert conn.execute("SELECT call_sid, reference FROM feedback ORDER BY id").fetchall() == [
+            ("CA1", "111111"), ("CA2", "222222")]
+        assert conn.execute("SELECT count(*) FROM answers").fetchone() == (2,)
+
+
+def test_a_case_whose_reference_is_taken_draws_another(settings, monkeypatch):
+    store = Store(settings.database, b"k")
+    drawn = draws(monkeypatch, "333333", "333333", "444444")
+    first = store.save_recording(sid="CA1", recording_sid="RE1", **RECORDING)
+    second = store.save_recording(sid="CA2", recording_sid="RE2", **RECORDING)
+    assert (first, second) == ("333333", "444444") and len(drawn) == 3
+    with sqlite3.connect(settings.database) as conn:
+        assert conn.execute("SELECT recording_sid, reference FROM recordings ORDER BY id"
+                            ).fetchall() == [("RE1", "333333"), ("RE2", "444444")]
+
+
+def test_one_answer_draws_one_reference_and_is_written_once(settings, monkeypatch):
+    store = Store(settings.database, b"k")
+    drawn = draws(monkeypatch, *(str(n) for n in range(500000, 500040)))
+    store.save_answer("CA1", "+85512000001", "ou-chrov", "barber", "en", "quality", "4")
+    store.save_answer("CA1", "+85512000001", "ou-chrov", "barber", "en", "timeliness", "3")
+    assert drawn == ["500000", "500001"]  # the second finds the feedback row
+    store.save_recording(sid="CA9", recording_sid="RE9", **RECORDING)
+    assert len(drawn) == 3
+
+
+def test_references_are_always_six_digits(monkeypatch):
+    """The smallest and the largest draw: 100000 and 999999 (never 7 digits)."""
+    monkeypatch.setattr(store_module.secrets, "randbelow", lambda n: 0)
+    assert new_reference() == "100000"
+    monkeypatch.setattr(store_module.secrets, "randbelow", lambda n: n - 1)
+    assert new_reference() == "999999"
+
+
+def test_the_migration_waits_for_the_process_holding_its_lock(tmp_path):
+    """A worker that finds another creating the schema (its flock held) waits for it."""
+    path = tmp_path / "new.db"
+    lock = os.open(path.with_name(path.name + ".migrate.lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    started = threading.Event()
+    done: list[Store] = []
+
+    def start() -> None:
+        started.set()
+        done.append(Store(path, b"k"))
+
+    worker = threading.Thread(target=start, daemon=True)
+    worker.start()
+    started.wait()
+    worker.join(0.5)
+    assert worker.is_alive() and not done  # waiting for the lock
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    os.close(lock)
+    worker.join(30)
+    assert done and done[0].schema_is_current()
+
+
+def test_the_store_s_connections_are_set_for_concurrency_and_durability(settings):
+    store = Store(settings.database, b"k", busy_timeout_ms=4000, fast_wait_ms=150)
+    conn = store.db.conn
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert conn.execute("PRAGMA busy_timeout").fetchone() == (150,)
+    assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+    assert store.patient_db.conn.execute("PRAGMA busy_timeout").fetchone() == (4000,)
+    with store.patient() as patient:
+        assert patient.execute("PRAGMA busy_timeout").fetchone() == (4000,)
+    assert conn.execute("PRAGMA busy_timeout").fetchone() == (150,)
+
+
+def test_a_spooled_answer_is_fsynced(settings, monkeypatch):
+    store = Store(settings.database, b"k", busy_timeout_ms=100)
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    blocker = sqlite3.connect(settings.database, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        monkeypatch.setattr(store_module.os, "fsync", fsync)
+        assert store.save_answer("CA1", "+85512000001", "ou-chrov", "barber", "en", "quality",
+                                 "4") == SPOOLED
+        monkeypatch.setattr(store_module.os, "fsync", real)
+        assert synced == [str(store.spool_path)]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert store.wait_for_spool()
+    store.close()
+
+
+def test_a_case_status_for_an_unknown_reference_is_not_saved(settings):
+    store = Store(settings.database, b"k")
+    reference = store.save_recording(sid="CA1", recording_sid="RE1", **RECORDING)
+    assert store.set_case_status(reference, "reviewed", "called back")
+    assert not store.set_case_status("999999" if reference != "999999" else "100000", "closed")
+    with sqlite3.connect(settings.database) as conn:
+        assert conn.execute("SELECT status, note FROM recordings").fetchall() == [
+            ("reviewed", "called back")]
+    with pytest.raises(ValueError):
+        store.set_case_status(reference, "lost")
+
+
+def test_a_database_in_a_folder_that_does_not_exist_yet(tmp_path):
+    path = tmp_path / "var" / "lib" / "ivr" / "ivr.db"
+    store = Store(path, b"k")
+    assert store.schema_is_current() and path.exists()
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "somleng"])
+def test_a_one_second_message_is_a_case(twilio, settings, carrier):
+    call = Caller(twilio, carrier=carrier).start("2").press("4").press("1").press("1")
+    call.press("0105#").record(1)
+    assert "Your message has been recorded" in call.heard()
+    with sqlite3.connect(settings.database) as conn:
+        assert conn.execute("SELECT duration_s FROM recordings").fetchall() == [(1,)]
