@@ -44,18 +44,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["ivr/voice.py", "ivr/store.py", "ivr/flow.py", "ivr/rating.py", "ivr/cases.py",
-           # the former flow.py (split at 1c92b43): the menus and their shared parts
-           "ivr/steps.py", "ivr/browse.py"]
+MODULES = ["ivr/voice.py", "ivr/store.py", "ivr/flow.py", "ivr/rating.py", "ivr/cases.py"]
+# the former flow.py (split at 1c92b43) is also in ivr/steps.py (the menus' shared parts) and
+# ivr/browse.py (greeting, main menu, services): `--all` adds them
+FORMER_FLOW = ["ivr/steps.py", "ivr/browse.py"]
 # tests run in-process and fast: the ones that can see a mutant (a gunicorn test runs
 # the code from disk, not the mutant)
 TEST_FILES = ["tests/test_flow.py", "tests/test_rating.py", "tests/test_cases.py",
               "tests/test_voice.py", "tests/test_store_faults.py", "tests/test_spool.py",
               "tests/test_keys.py", "tests/test_provider.py", "tests/test_simulate.py",
-              "tests/test_twiml_schema.py"]
+              "tests/test_twiml_schema.py", "tests/test_hardening.py"]
 NEW_TESTS = "tests/test_gaps_"  # tests added with this script: run last, so "before" is known
 MAX_TEST_SECONDS = 8.0  # slower tests are left out of the selection
-MAX_TESTS = 40  # per mutant: the fastest of those that execute its line (the new ones last)
+MAX_TESTS = 12  # per mutant: the fastest of those that execute its line (the new ones last)
 OUT = ROOT / "instance" / "mutation"
 EQUIVALENT = ROOT / "scripts" / "mutation-equivalent.txt"
 LOG_NAMES = {"debug", "info", "warning", "error", "exception", "critical"}
@@ -405,6 +406,22 @@ def zygote_imports(module: str) -> None:
             __import__(name)
         except Exception:
             pass
+    # the catalogue, read once per content (every test's create_app reads it: half a
+    # second each); a broken one still raises every time
+    import hashlib
+
+    import ivr.catalog
+
+    real_load = ivr.catalog.load_catalog
+    kept: dict[tuple[str, str], Any] = {}
+
+    def load_catalog(path: Path | str) -> Any:
+        key = (str(Path(path).resolve()), hashlib.sha1(Path(path).read_bytes()).hexdigest())
+        if key not in kept:
+            kept[key] = real_load(path)
+        return kept[key]
+
+    ivr.catalog.load_catalog = load_catalog  # type: ignore[assignment]
     for name in list(sys.modules):  # nothing that holds the real module may stay
         if name in avoid or (name.startswith("tests") and name != "tests"):
             sys.modules.pop(name, None)
@@ -500,9 +517,31 @@ def equivalents() -> dict[str, str]:
     return found
 
 
+def users_of(module: str, line: int) -> set[int]:
+    """The lines that use what the top-level statement at `line` defines (a constant, a
+    function's default, a class's decorator run at import, when no test is running)."""
+    tree = ast.parse((ROOT / module).read_text())
+    names: set[str] = set()
+    for node in tree.body:
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        if first <= line <= (node.end_lineno or node.lineno):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    names.add(sub.id)
+    return {sub.lineno for sub in ast.walk(tree)
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id in names
+            and sub.lineno != line}
+
+
 def select_tests(mutant: Mutant, covered: dict[str, dict[str, list[str]]],
                  durations: dict[str, float], limit: float, most: int) -> list[str]:
-    tests = covered.get(mutant.module, {}).get(str(mutant.line), [])
+    by_line = covered.get(mutant.module, {})
+    tests = by_line.get(str(mutant.line), [])
+    if not tests and str(mutant.line) in by_line:  # run at import only: where it is used
+        tests = sorted({t for n in users_of(mutant.module, mutant.line)
+                        for t in by_line.get(str(n), [])})
     fast = [t for t in tests if durations.get(t, 0) <= limit]
     old = sorted((t for t in fast if not t.startswith(NEW_TESTS)), key=lambda t: durations[t])
     new = sorted((t for t in fast if t.startswith(NEW_TESTS)), key=lambda t: durations[t])
@@ -544,7 +583,8 @@ def table(mutants: list[Mutant], modules: list[str], before: dict[str, str] | No
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("modules", nargs="*", default=MODULES)
+    parser.add_argument("modules", nargs="*")
+    parser.add_argument("--all", action="store_true", help="also " + ", ".join(FORMER_FLOW))
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--survivors", action="store_true",
                         help="run again only the mutants that survived the last run")
@@ -558,10 +598,23 @@ def main() -> int:
                         help="with --reuse-map: a test file to map again (it changed)")
     parser.add_argument("--max-test-seconds", type=float, default=MAX_TEST_SECONDS)
     parser.add_argument("--max-tests", type=int, default=MAX_TESTS)
+    parser.add_argument("--sample", type=int, default=0,
+                        help="run only this many mutants per module, drawn at random (the "
+                        "same ones for the same --seed); the others are left out of the figures")
+    parser.add_argument("--seed", type=int, default=19)
     args = parser.parse_args()
-    modules = [str(Path(m)) for m in args.modules]
+    modules = [str(Path(m)) for m in args.modules] or MODULES + (FORMER_FLOW if args.all else [])
 
     mutants = [m for module in modules for m in mutants_of(module)]
+    if args.sample:
+        import random
+
+        chosen: list[Mutant] = []
+        for module in modules:
+            mine = [m for m in mutants if m.module == module]
+            chosen += sorted(random.Random(f"{args.seed}:{module}").sample(
+                mine, min(args.sample, len(mine))), key=lambda m: m.index)
+        mutants = chosen
     if args.show:
         for m in mutants:
             if m.key.startswith(args.show):
@@ -642,15 +695,14 @@ def main() -> int:
         by_module[m.module].append((m, tests))
     # the smaller modules first (their figures come early), the former flow code last
     for module, work in sorted(by_module.items(), key=lambda item: (
-            item[0] not in MODULES[:5], len(item[1]))):
+            item[0] not in MODULES, len(item[1]))):
         run_module(module, work, durations, args.jobs)
+        save(results_path, modules, started, mutants)  # what is known so far
 
     before = {m.key: ("killed" if m.status in ("killed", "timeout")
                       and not m.killer.startswith(NEW_TESTS) else "survived")
               for m in mutants}
-    OUT.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps({"modules": modules, "seconds": time.monotonic() - started,
-                                        "mutants": [asdict(m) for m in mutants]}, indent=1))
+    save(results_path, modules, started, mutants)
     print(f"\n{time.monotonic() - started:.0f} s; results in {results_path.relative_to(ROOT)}")
     print(table(mutants, modules, before))
     print("\n('before': killed by the tests that are not tests/test_gaps_*.py)")
@@ -660,6 +712,12 @@ def main() -> int:
         for m in survivors:
             print(f"  {m.key}  (line {m.line}, {m.status})")
     return 0
+
+
+def save(path: Path, modules: list[str], started: float, mutants: list[Mutant]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"modules": modules, "seconds": time.monotonic() - started,
+                                "mutants": [asdict(m) for m in mutants]}, indent=1))
 
 
 def run_module(module: str, work: list[tuple[Mutant, list[str]]],

@@ -14,6 +14,7 @@ import pytest
 from ivr import store as store_module
 from ivr.store import SPOOLED, Store, new_reference
 from tests.caller import Caller
+from tests.support import ROOT
 
 RECORDING = dict(caller="+85512000001", kind="complaint", lang="en", office="ou-chrov",
                  service="", topic="other", recording_url="", duration_s=9)
@@ -161,3 +162,65 @@ def test_a_one_second_message_is_a_case(twilio, settings, carrier):
     assert "Your message has been recorded" in call.heard()
     with sqlite3.connect(settings.database) as conn:
         assert conn.execute("SELECT duration_s FROM recordings").fetchall() == [(1,)]
+
+
+def test_making_a_file_private_leaves_no_descriptor_open(tmp_path):
+    from ivr.store import private_file
+
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(5):
+        private_file(tmp_path / f"f{i}")
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def lock_out(settings) -> sqlite3.Connection:
+    blocker = sqlite3.connect(settings.database, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    return blocker
+
+
+def test_the_log_says_when_the_database_is_back_and_what_was_kept(settings, caplog):
+    store = Store(settings.database, b"k", busy_timeout_ms=100)
+    blocker = lock_out(settings)
+    assert store.save_answer("CA1", "+85512000001", "ou-chrov", "barber", "en", "quality",
+                             "4") == SPOOLED
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert store.wait_for_spool()
+    store.close()
+    assert "database writable again" in caplog.text and "1 records were spooled" in caplog.text
+
+
+def test_closing_the_store_waits_for_its_replay(settings):
+    store = Store(settings.database, b"k", busy_timeout_ms=100)
+    blocker = lock_out(settings)
+    store.save_answer("CA1", "+85512000001", "ou-chrov", "barber", "en", "quality", "4")
+    replayers = [t for t in threading.enumerate() if t.name == "ivr-spool"]
+    assert replayers and all(t.is_alive() for t in replayers)
+    store.close()  # the database is still locked: the replay stops, the record stays
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert not any(t.is_alive() for t in replayers)
+    assert store.spool_files()  # kept for the next replayer
+    again = Store(settings.database, b"k")
+    assert again.wait_for_spool()
+    again.close()
+
+
+def test_a_worker_can_exit_while_the_database_is_locked(settings):
+    """The background replay never keeps a process alive (gunicorn's restart would wait)."""
+    import subprocess
+    import sys
+
+    program = f"""
+import sqlite3
+from ivr.store import Store
+store = Store({str(settings.database)!r}, b"k", busy_timeout_ms=100)
+blocker = sqlite3.connect({str(settings.database)!r}, isolation_level=None)
+blocker.execute("BEGIN EXCLUSIVE")
+assert store.save_answer("CA1", "+85512000001", "o", "s", "en", "q", "4") == ""
+print("spooled", flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and "spooled" in done.stdout, done.stderr
