@@ -87,6 +87,8 @@ def test_1_after_a_rating_reads_the_reference_again(twilio, settings, carrier):
     call.press("1")
     accepted(call)
     assert refs(call) == [reference]
+    assert call.heard().endswith("To hear the number again, press 1. "
+                                 "For the main menu, press hash.")
     at(call, "rate/thanks")
     call.press("*")  # the answers are kept: back is the main menu
     accepted(call)
@@ -101,6 +103,8 @@ def test_1_after_a_complaint_reads_the_case_number_again(twilio, settings, carri
     call.press("1")
     accepted(call)
     assert refs(call) == [reference]
+    assert call.heard().endswith("To hear the number again, press 1. "
+                                 "For the main menu, press hash.")
     call.press("*")
     accepted(call)
     at(call, "main")

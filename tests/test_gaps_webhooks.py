@@ -193,3 +193,88 @@ def test_the_steps_of_ombudsman_calls(settings, tmp_path):
                              ("ombudsman/dialled", "dial-busy")]
     assert found[1][-2:] == [("ombudsman/office/code", "answer"),
                              ("ombudsman/dialled", "dial-completed")]
+
+
+# --- more of what a caller hears --------------------------------------------------------------
+
+
+def render(settings, *entries: tuple[str, str]) -> None:
+    """Rendered audio for these (key, language) prompts, in the manifest as the renderer
+    writes it."""
+    import json
+
+    from ivr.catalog import load_catalog
+    from ivr.prompts import PromptBook, load_wording
+
+    catalog = load_catalog(settings.catalog)
+    book = PromptBook(catalog, load_wording(settings.prompts, catalog.languages))
+    prompts = []
+    for i, (key, lang) in enumerate(entries):
+        (settings.audio_dir / lang).mkdir(parents=True, exist_ok=True)
+        (settings.audio_dir / lang / f"f{i}.wav").write_bytes(b"RIFF" + b"\0" * 60)
+        prompts.append({"key": key, "lang": lang, "text": book.text(key, lang),
+                        "file": f"{lang}/f{i}.wav", "duration_ms": 1000, "engine": "gtts"})
+    (settings.audio_dir / "manifest.json").write_text(json.dumps({"version": 1,
+                                                                  "prompts": prompts}))
+
+
+def test_the_english_offer_is_played_in_english_at_the_khmer_greeting(settings):
+    render(settings, ("language.offer", "km"), ("language.offer", "en"))
+    call = Caller(Twilio(create_app(settings)), fetch_audio=True).start()
+    offer = call.transcript.steps[0].prompts[1]
+    assert offer.kind == "play" and offer.value == "http://localhost/audio/en/f1.wav"
+
+
+def test_when_the_apology_prompt_itself_fails_the_line_still_says_sorry(app, twilio,
+                                                                          monkeypatch, caplog):
+    from ivr.steps import Context
+
+    play = Context.play
+
+    def broken_apology(self, verb, key, lang):
+        if key == "error.apology":
+            raise RuntimeError("no such prompt")
+        return play(self, verb, key, lang)
+
+    call = Caller(twilio).start("2").press("1")
+    answer = CallFlow.answer
+    monkeypatch.setattr(CallFlow, "answer", lambda self, pos, *a, **k: (
+        (_ for _ in ()).throw(RuntimeError("disk on fire")) if pos.node == "categories"
+        else answer(self, pos, *a, **k)))
+    monkeypatch.setattr(Context, "play", broken_apology)
+    call.press("1")
+    assert call.heard().startswith("Sorry, something went wrong.") and "Main menu." in call.heard()
+    assert "fault answering /voice/en/categories" in caplog.text and "disk on fire" in caplog.text
+
+
+def test_a_carrier_that_follows_the_redirect_after_silence_hears_the_reprompt(twilio):
+    """A carrier that ignores actionOnEmptyResult runs the Redirect after the Gather: that
+    is no input too, counted like the Gather's own."""
+    reply = twilio.post("/voice/en/categories")
+    redirect = etree.fromstring(reply.data).find("Redirect").text
+    for attempt in (1, 2):
+        reply = twilio.post(redirect)
+        doc = etree.fromstring(reply.data)
+        assert "Sorry, we did not hear a key." in [e.text for e in doc.iter("Say")]
+        assert f"a={attempt}" in doc.find("Gather").get("action")
+        redirect = doc.find("Redirect").text
+    doc = etree.fromstring(twilio.post(redirect).data)
+    assert doc.find("Hangup") is not None
+
+
+def test_a_status_callback_without_a_status_is_stored_as_unknown(twilio, settings):
+    twilio.post("/voice/status", {"CallSid": "CA" + "6" * 32, "CallDuration": "12"})
+    assert rows(settings, "SELECT status, duration_s FROM calls") == [("unknown", 12)]
+
+
+@pytest.mark.parametrize("url", ["/voice/en/rate/q/1?o=ou-chrov&s=no-such-service",
+                                 "/voice/en/rate/thanks?o=no-such-office&s=barber-2-4-chairs",
+                                 "/voice/en/service/no-such-service"])
+def test_a_step_whose_service_or_office_is_gone_leads_to_the_main_menu(twilio, settings, url):
+    """After a catalogue edit a caller's position can name what no longer exists: silence
+    there gets the main menu (with "not on this menu"), and the step is logged as unknown."""
+    reply = twilio.post(url, {"CallSid": "CA" + "8" * 32})
+    texts = [e.text for e in etree.fromstring(reply.data).iter("Say")]
+    assert "Main menu." in texts and "Sorry, that key is not on this menu." in texts
+    assert not any("satisfied" in t for t in texts)
+    assert rows(settings, "SELECT event FROM events") == [("unknown",)]
