@@ -458,3 +458,13 @@ def test_menus_wait_6_seconds_and_the_greeting_3(twilio):
     code = call.doc.find("Gather")  # an office code: keys until #
     assert code.get("finishOnKey") == "#" and code.get("numDigits") is None
     assert code.get("timeout") == str(CODE_TIMEOUT)
+
+
+@pytest.mark.parametrize("carrier", CARRIERS)
+def test_silence_at_an_office_code_is_the_gather_s_own_no_input(twilio, carrier):
+    call = Caller(twilio, carrier=carrier).start("2").press("2").press("1")
+    assert call.waiting.action_on_empty_result and call.waiting.finish_on_key == "#"
+    call.silence()
+    (step,) = call.steps  # the Gather's action: no Redirect was followed
+    assert not step.redirected
+

@@ -176,6 +176,9 @@ def test_the_steps_of_a_complaint_and_a_rating_comment(twilio, settings, carrier
     assert steps.index(("rate/comment", "choice")) + 1 == steps.index(
         ("rate/recorded", "recorded"))
     assert [e for _, e in steps].count("answer") == 4 + 2  # 4 answers, 2 office codes
+    call.press("#").press("2").press("1").press("0105#").press("2").press("1")
+    call.press("3").press("3").press("2").press("2").silence()  # no comment: silence
+    assert events(settings, call.sid)[-1] == ("rate/comment", None, "noinput")
 
 
 def test_the_steps_of_ombudsman_calls(settings, tmp_path):
