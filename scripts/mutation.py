@@ -1,20 +1,30 @@
 #!/usr/bin/env python
 """Mutation testing of the call flow, the webhooks and the store (not part of the CI suite).
 
-    python scripts/mutation.py                       # every module, every mutant
+    python scripts/mutation.py                       # the five modules, every mutant
+    python scripts/mutation.py --all                 # and ivr/steps.py, ivr/browse.py
     python scripts/mutation.py ivr/rating.py         # some modules
-    python scripts/mutation.py --survivors           # again only what survived last time
-    python scripts/mutation.py --show 'ivr/cases.py:after_dial:...'   # one mutant's diff
+    python scripts/mutation.py --sample 40           # 40 random mutants per module
+    python scripts/mutation.py --reuse-map --survivors --max-tests 100   # survivors again
+    python scripts/mutation.py --show 'ivr/cases.py:after_dial:'   # mutants' diffs
+    python scripts/mutation.py --list                # every mutant's key
 
-A mutant is one small change to a module (a comparison flipped, a number or string changed,
-`and`/`or` swapped, a condition negated, a call statement deleted, `break`/`continue` swapped,
-a returned value replaced by None). Each mutant is run only against the tests that execute its
-line (found once per run with coverage, one context per test), in a process forked from one
-that has the libraries loaded already, with `-x`: the first failing test kills it. A mutant
-whose tests run longer than their usual time (x3, +10 s) is killed as a time-out. A mutant on a
-line that no selected test executes survives unrun ("no tests").
+A mutant is one small change to a module (a comparison flipped, a number + 1, a string
+changed, `and`/`or` swapped, a condition negated, a call statement deleted, `break`/`continue`
+swapped, a returned value replaced by None). Each mutant runs only against the tests that
+execute its line (found once with coverage, one context per test, over TEST_FILES and
+tests/test_gaps_*.py; `--reuse-map` keeps that map and maps only test files new to it), at most
+--max-tests of them (the fastest; tests slower than --max-test-seconds are left out), in a
+process forked from one that has the libraries and the unaffected ivr modules loaded (and the
+catalogue read once per content), with `-x`: the first failing test kills it. For a line run
+only at import (a constant, a default, a decorator) the tests are those of the lines that use
+what it defines. A mutant whose tests run longer than 3 x their mapped time + 10 s is killed
+as a time-out. A mutant on a line that no selected test executes survives unrun ("no tests").
+The old tests run before tests/test_gaps_*.py, so "before" (killed without the gap tests) comes
+from the same run.
 
-Not mutated: docstrings, the text of log messages and of exceptions raised, type annotations.
+Not mutated: docstrings, the text of log messages and of exceptions raised, annotations,
+floats (timings).
 
 Mutants reviewed as equivalent (no caller, administrator or later process could notice them)
 are listed, with a reason each, in scripts/mutation-equivalent.txt by their key
@@ -304,7 +314,8 @@ def coverage_map(test_files: list[str], modules: list[str], target: Path) -> dic
     OUT.mkdir(parents=True, exist_ok=True)
     program = f"""
 import json, sys, time, coverage, pytest
-cov = coverage.Coverage(data_file={str(target.with_suffix('.coverage'))!r}, include={[str(ROOT / m) for m in modules]!r})
+cov = coverage.Coverage(data_file={str(target.with_suffix('.coverage'))!r},
+                        include={[str(ROOT / m) for m in modules]!r})
 durations = {{}}
 class Contexts:
     def pytest_runtest_setup(self, item):
@@ -551,8 +562,8 @@ def select_tests(mutant: Mutant, covered: dict[str, dict[str, list[str]]],
 
 def table(mutants: list[Mutant], modules: list[str], before: dict[str, str] | None = None
           ) -> str:
-    rows = ["| module | mutants | killed | survived | no tests | equivalent | score (non-equivalent) |"
-            + (" before |" if before else ""),
+    rows = ["| module | mutants | killed | survived | no tests | equivalent "
+            "| score (non-equivalent) |" + (" before |" if before else ""),
             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if before else "")]
     totals: Counter[str] = Counter()
     old_totals: Counter[str] = Counter()
@@ -602,8 +613,14 @@ def main() -> int:
                         help="run only this many mutants per module, drawn at random (the "
                         "same ones for the same --seed); the others are left out of the figures")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--out", type=Path, default=OUT / "results.json",
+                        help="the results file (read by --survivors, written at the end)")
+    parser.add_argument("--report", type=Path, nargs="+",
+                        help="print the table of these results files (merged), run nothing")
     args = parser.parse_args()
     modules = [str(Path(m)) for m in args.modules] or MODULES + (FORMER_FLOW if args.all else [])
+    if args.report:
+        return report(args.report, equivalents())
 
     mutants = [m for module in modules for m in mutants_of(module)]
     if args.sample:
@@ -628,7 +645,7 @@ def main() -> int:
         os.nice(10)
     except OSError:
         pass
-    results_path = OUT / "results.json"
+    results_path = args.out
     last: dict[str, dict] = {}
     if results_path.exists():
         last = {r["key"]: r for r in json.loads(results_path.read_text())["mutants"]}
@@ -644,7 +661,8 @@ def main() -> int:
         files = [f for f in files if f not in mapped or f in args.remap]
         if files:  # test files new since the map (or changed): mapped now, and added
             print(f"coverage map of {files} ...", flush=True)
-            extra = coverage_map(files, modules, map_path.with_name("coverage-extra.json"))
+            extra = coverage_map(files, MODULES + FORMER_FLOW,
+                                 map_path.with_name("coverage-extra.json"))
             for by_line in cover["lines"].values():
                 for n, tests in by_line.items():
                     by_line[n] = [t for t in tests if t.split("::")[0] not in files]
@@ -661,7 +679,7 @@ def main() -> int:
             map_path.write_text(json.dumps(cover))
     else:
         print(f"coverage map: {len(files)} test files ...", flush=True)
-        cover = coverage_map(files, modules, map_path)
+        cover = coverage_map(files, MODULES + FORMER_FLOW, map_path)
     if cover["durations"].get("__failed__"):
         print("tests failing without a mutant (left out):", cover["durations"]["__failed__"])
     failing = set(cover["durations"].pop("__failed__", []))
@@ -710,6 +728,32 @@ def main() -> int:
     if survivors:
         print(f"\n{len(survivors)} surviving:")
         for m in survivors:
+            print(f"  {m.key}  (line {m.line}, {m.status})")
+    return 0
+
+
+def report(paths: list[Path], equivalent: dict[str, str]) -> int:
+    """The table of earlier runs (the later file wins for a mutant in several)."""
+    found: dict[str, Mutant] = {}
+    modules: list[str] = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        modules += [m for m in data["modules"] if m not in modules]
+        for record in data["mutants"]:
+            if record["status"]:
+                found[record["key"]] = Mutant(**record)
+    mutants = list(found.values())
+    for m in mutants:
+        if m.key in equivalent:
+            m.status, m.reason = "equivalent", equivalent[m.key]
+    before = {m.key: ("killed" if m.status in ("killed", "timeout")
+                      and not m.killer.startswith(NEW_TESTS) else "survived")
+              for m in mutants}
+    modules = [m for m in modules if any(x.module == m for x in mutants)]
+    print(table(mutants, modules, before))
+    print("\n('before': killed by the tests that are not tests/test_gaps_*.py)")
+    for m in mutants:
+        if m.status in ("survived", "no tests"):
             print(f"  {m.key}  (line {m.line}, {m.status})")
     return 0
 
