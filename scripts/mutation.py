@@ -600,6 +600,9 @@ def main() -> int:
     parser.add_argument("--survivors", action="store_true",
                         help="run again only the mutants that survived the last run")
     parser.add_argument("--only", action="append", default=[], help="a mutant key (prefix)")
+    parser.add_argument("--only-file", type=Path,
+                        help="run the mutants whose keys this file lists, one a line "
+                        "(scripts/mutation-gaps.txt: the mutants of TEST-GAPS.md in today's code)")
     parser.add_argument("--show", help="print the diff of the mutants whose key starts so")
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--reuse-map", action="store_true",
@@ -618,6 +621,10 @@ def main() -> int:
     parser.add_argument("--report", type=Path, nargs="+",
                         help="print the table of these results files (merged), run nothing")
     args = parser.parse_args()
+    if args.only_file:
+        args.only += [line.split("  #")[0].strip()
+                      for line in args.only_file.read_text().splitlines()
+                      if line.strip() and not line.startswith("#")]
     modules = [str(Path(m)) for m in args.modules] or MODULES + (FORMER_FLOW if args.all else [])
     if args.report:
         return report(args.report, equivalents())
@@ -722,7 +729,8 @@ def main() -> int:
               for m in mutants}
     save(results_path, modules, started, mutants)
     print(f"\n{time.monotonic() - started:.0f} s; results in {results_path.relative_to(ROOT)}")
-    print(table(mutants, modules, before))
+    shown = [m for m in mutants if m.status]  # (with --only: those run, or run before)
+    print(table(shown, [m for m in modules if any(x.module == m for x in shown)], before))
     print("\n('before': killed by the tests that are not tests/test_gaps_*.py)")
     survivors = [m for m in mutants if m.status in ("survived", "no tests")]
     if survivors:
