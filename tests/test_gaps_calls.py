@@ -468,3 +468,27 @@ def test_silence_at_an_office_code_is_the_gather_s_own_no_input(twilio, carrier)
     (step,) = call.steps  # the Gather's action: no Redirect was followed
     assert not step.redirected
 
+
+
+@pytest.mark.parametrize("carrier", CARRIERS)
+def test_star_at_the_office_of_a_rating_begun_at_a_service_goes_back_to_it(twilio, carrier):
+    call = Caller(twilio, carrier=carrier).start("2").press("1").press("2").press("1")
+    assert "Information about" in call.heard()  # the barber shop's facts
+    call.press("2")
+    at(call, "rate/office")
+    call.press("*")
+    accepted(call)
+    at(call, "service/barber-2-4-chairs")
+    assert "Information about" in call.heard()
+
+
+def test_the_scale_is_explained_once_before_its_first_question(twilio):
+    explain = "Answer with a number from 1 to 5."
+    call = Caller(twilio).start("2").press("2").press("1").press("0105#").press("2").press("1")
+    at(call, "rate/q/1")
+    assert explain in call.heard()
+    call.press("3")
+    at(call, "rate/q/2")
+    assert explain not in call.heard() and "not one of the answers" not in call.heard()
+    call.press("3")
+    assert explain not in call.heard()
