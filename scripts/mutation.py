@@ -538,12 +538,19 @@ def users_of(module: str, line: int) -> set[int]:
         if first <= line <= (node.end_lineno or node.lineno):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(node.name)
+                continue
             for sub in ast.walk(node):
                 if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                     names.add(sub.id)
-    return {sub.lineno for sub in ast.walk(tree)
+    used = {sub.lineno for sub in ast.walk(tree)
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id in names
             and sub.lineno != line}
+    for node in tree.body:  # a decorator (a route): the tests of the function it decorates
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and any(
+                d.lineno <= line <= (d.end_lineno or d.lineno) for d in node.decorator_list):
+            used |= {sub.lineno for stmt in node.body for sub in ast.walk(stmt)
+                     if hasattr(sub, "lineno")}
+    return used
 
 
 def select_tests(mutant: Mutant, covered: dict[str, dict[str, list[str]]],
@@ -728,7 +735,7 @@ def main() -> int:
                       and not m.killer.startswith(NEW_TESTS) else "survived")
               for m in mutants}
     save(results_path, modules, started, mutants)
-    print(f"\n{time.monotonic() - started:.0f} s; results in {results_path.relative_to(ROOT)}")
+    print(f"\n{time.monotonic() - started:.0f} s; results in {results_path}")
     shown = [m for m in mutants if m.status]  # (with --only: those run, or run before)
     print(table(shown, [m for m in modules if any(x.module == m for x in shown)], before))
     print("\n('before': killed by the tests that are not tests/test_gaps_*.py)")

@@ -281,3 +281,12 @@ def test_a_step_whose_service_or_office_is_gone_leads_to_the_main_menu(twilio, s
     assert "Main menu." in texts and "Sorry, that key is not on this menu." in texts
     assert not any("satisfied" in t for t in texts)
     assert rows(settings, "SELECT event FROM events") == [("unknown",)]
+
+
+@pytest.mark.parametrize("keyed", ["abc", "١٢", "0" * 21])
+def test_junk_keys_so_far_in_a_code_url_are_ignored(twilio, keyed):
+    """k= (the keys of a code the carrier cut short) must be a few ASCII digits: junk there
+    gives the code prompt afresh."""
+    reply = twilio.post(f"/voice/en/rate/office/code?k={keyed}")
+    text = reply.get_data(as_text=True)
+    assert "Key in the district code, then press hash." in text and "Main menu." not in text
