@@ -197,6 +197,8 @@ def test_closing_the_store_waits_for_its_replay(settings):
     store.save_answer("CA1", "+85512000001", "ou-chrov", "barber", "en", "quality", "4")
     replayers = [t for t in threading.enumerate() if t.name == "ivr-spool"]
     assert replayers and all(t.is_alive() for t in replayers)
+    # a daemon: it never keeps a worker from exiting (see the test below, in a process)
+    assert all(t.daemon for t in replayers)
     store.close()  # the database is still locked: the replay stops, the record stays
     blocker.execute("ROLLBACK")
     blocker.close()
@@ -224,3 +226,60 @@ print("spooled", flush=True)
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0 and "spooled" in done.stdout, done.stderr
+
+
+def test_an_answer_that_can_be_neither_stored_nor_spooled_is_logged_whole(settings,
+                                                                         monkeypatch, caplog):
+    """The last line of defence: the database is locked and the spool cannot be written (a
+    full disk); the answer goes to the log, critical, and the request fails (an apology)."""
+    store = Store(settings.database, b"k", busy_timeout_ms=100)
+
+    def full(data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "_append", full)
+    blocker = lock_out(settings)
+    try:
+        with pytest.raises(OSError):
+            store.save_answer("CA1", "+85512000001", "ou-chrov", "barber", "en", "quality", "4")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    (record,) = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert "could not store or spool a answer" in record.getMessage()
+    assert '"question": "quality"' in record.getMessage() and '"value": "4"' in record.getMessage()
+    store.close()
+
+
+def test_a_spooled_record_that_fails_on_replay_is_kept_aside_and_leaves_nothing_half_written(
+        settings):
+    """An answer whose value cannot be stored fails after its feedback row was written: that
+    row is undone, the record is kept aside, and the next record is written."""
+    import json
+
+    Store(settings.database, b"k").close()
+    spool = settings.database.with_name(f"{settings.database.name}.spool.999999.jsonl")
+    base = {"_type": "answer", "sid": "CA1", "caller_hash": "h", "office": "ou-chrov",
+            "service": "barber", "lang": "en", "stamp": "2026-12-01T10:00:00+00:00"}
+    spool.write_text(json.dumps({**base, "_id": "bad", "question": "quality",
+                                 "value": {"not": "text"}}) + "\n"
+                     + json.dumps({**base, "_id": "good", "sid": "CA2", "question": "quality",
+                                   "value": "4"}) + "\n")
+    store = Store(settings.database, b"k")
+    assert store.wait_for_spool()
+    store.close()
+    with sqlite3.connect(settings.database) as conn:
+        assert conn.execute("SELECT call_sid FROM feedback").fetchall() == [("CA2",)]
+        assert conn.execute("SELECT value FROM answers").fetchall() == [("4",)]
+    assert '"_id": "bad"' in store.rejected_path.read_text()
+
+
+def test_the_backup_says_where_the_copy_is(tmp_path):
+    import time as clock
+
+    from ivr.store import backup_database
+
+    Store(tmp_path / "ivr.db", b"k").close()
+    copy = backup_database(tmp_path / "ivr.db", tmp_path / "backups")
+    assert copy == tmp_path / "backups" / f"ivr-{clock.strftime('%Y-%m-%d', clock.gmtime())}.db"
+    assert copy.exists()
