@@ -557,7 +557,7 @@ def select_tests(mutant: Mutant, covered: dict[str, dict[str, list[str]]],
                  durations: dict[str, float], limit: float, most: int) -> list[str]:
     by_line = covered.get(mutant.module, {})
     tests = by_line.get(str(mutant.line), [])
-    if not tests and str(mutant.line) in by_line:  # run at import only: where it is used
+    if not tests:  # run at import only (or not at all): where what it defines is used
         tests = sorted({t for n in users_of(mutant.module, mutant.line)
                         for t in by_line.get(str(n), [])})
     fast = [t for t in tests if durations.get(t, 0) <= limit]
