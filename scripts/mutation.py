@@ -553,13 +553,29 @@ def users_of(module: str, line: int) -> set[int]:
     return used
 
 
+def import_lines(module: str) -> set[int]:
+    """The lines run when the module is imported: top-level statements, decorators and the
+    lines of a def (its defaults)."""
+    found: set[int] = set()
+    for node in ast.parse((ROOT / module).read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for d in node.decorator_list:
+                found |= set(range(d.lineno, (d.end_lineno or d.lineno) + 1))
+            body = node.body[0].lineno if node.body else node.lineno + 1
+            found |= set(range(node.lineno, body))
+        else:
+            found |= set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return found
+
+
 def select_tests(mutant: Mutant, covered: dict[str, dict[str, list[str]]],
                  durations: dict[str, float], limit: float, most: int) -> list[str]:
     by_line = covered.get(mutant.module, {})
     tests = by_line.get(str(mutant.line), [])
-    if not tests:  # run at import only (or not at all): where what it defines is used
-        tests = sorted({t for n in users_of(mutant.module, mutant.line)
-                        for t in by_line.get(str(n), [])})
+    if not tests or mutant.line in import_lines(mutant.module):
+        # run at import (a constant, a default, a route): also where what it defines is used
+        tests = sorted({*tests, *(t for n in users_of(mutant.module, mutant.line)
+                                  for t in by_line.get(str(n), []))})
     fast = [t for t in tests if durations.get(t, 0) <= limit]
     old = sorted((t for t in fast if not t.startswith(NEW_TESTS)), key=lambda t: durations[t])
     new = sorted((t for t in fast if t.startswith(NEW_TESTS)), key=lambda t: durations[t])
