@@ -53,7 +53,7 @@ def at(call: Caller, node: str) -> None:
 
 def to_rating_thanks(call: Caller) -> Caller:
     """Rate the barber shop at Ou Chrov: four answers, then no comment (silence)."""
-    call.press("2").press("1").press("0105#").press("2").press("1")
+    call.press("2").press("1").press("0105#").press("1").press("2").press("1")
     call.press("3").press("3").press("2").press("2")
     return call.silence()
 
@@ -98,7 +98,7 @@ def test_1_after_a_rating_reads_the_reference_again(twilio, settings, carrier):
 @pytest.mark.parametrize("carrier", CARRIERS)
 def test_1_after_a_complaint_reads_the_case_number_again(twilio, settings, carrier):
     call = Caller(twilio, carrier=carrier).start("2").press("4").press("1").press("1")
-    call.press("0105#").record(12)
+    call.press("0105#").press("1").record(12)
     ((reference,),) = rows(settings, "SELECT reference FROM recordings")
     call.press("1")
     accepted(call)
@@ -146,12 +146,12 @@ def test_a_fee_table_takes_each_option_and_refuses_one_past_the_last(twilio, car
 
 @pytest.mark.parametrize("carrier", CARRIERS)
 def test_star_goes_back_one_step_in_a_rating(twilio, carrier):
-    call = Caller(twilio, carrier=carrier).start("2").press("2").press("1").press("0105#")
+    call = Caller(twilio, carrier=carrier).start("2").press("2").press("1").press("0105#").press("1")
     at(call, "rate/categories")
     call.press("*")
     accepted(call)
     at(call, "rate/office")
-    call.press("1").press("0105#").press("2")  # business licences
+    call.press("1").press("0105#").press("1").press("2")  # business licences
     at(call, "rate/category/commerce")
     call.press("*")
     accepted(call)
@@ -162,7 +162,7 @@ def test_star_goes_back_one_step_in_a_rating(twilio, carrier):
     accepted(call)
     at(call, "rate/office")
     assert "s=barber-2-4-chairs" in call.action()  # the service is kept: straight to q 1
-    call.press("1").press("0105#")
+    call.press("1").press("0105#").press("1")
     at(call, "rate/q/1")
     call.press("3")
     at(call, "rate/q/2")
@@ -183,19 +183,19 @@ def test_star_goes_back_from_complaints_and_the_ombudsman(twilio, carrier):
     call.press("*")
     accepted(call)
     at(call, "main")
-    call.press("3").press("1").press("0105#")  # Ou Chrov: no published number
+    call.press("3").press("1").press("0105#").press("1")  # Ou Chrov: no published number
     assert "cannot put you through" in call.heard()
     at(call, "ombudsman/away/unlisted")
     call.press("*")
     accepted(call)
     at(call, "ombudsman/office")
-    call.press("1").press("0105#").press("1").record(0)  # an empty message
+    call.press("1").press("0105#").press("1").press("1").record(0)  # an empty message
     assert "did not receive a message" in call.heard()
     at(call, "ombudsman/empty")
     call.press("*")
     accepted(call)
     at(call, "main")
-    call.press("4").press("1").press("1").press("0105#").record(0)
+    call.press("4").press("1").press("1").press("0105#").press("1").record(0)
     at(call, "complaint/empty")
     call.press("*")
     accepted(call)
@@ -282,7 +282,7 @@ def test_page_2_of_a_long_list_over_the_phone(tmp_path, carrier):
 @pytest.mark.parametrize("carrier", CARRIERS)
 def test_an_empty_comment_still_gives_the_reference(twilio, settings, carrier):
     call = Caller(twilio, carrier=carrier).start("2")
-    call.press("2").press("1").press("0105#").press("2").press("1")
+    call.press("2").press("1").press("0105#").press("1").press("2").press("1")
     call.press("3").press("3").press("2").press("2").press("1")
     assert isinstance(call.waiting, RecordPrompt)
     call.record(0)
@@ -312,7 +312,7 @@ def test_a_dial_outcome_is_each_callers_own(settings, tmp_path, carrier):
     app = staffed_app(settings, tmp_path, MONDAY_10AM)
     for outcome in ("busy", "busy", "completed", "no-answer"):
         call = Caller(Twilio(app), carrier=carrier, dial_outcome=outcome).start("2")
-        call.press("3").press("1").press("0105#")
+        call.press("3").press("1").press("0105#").press("1")
         if outcome == "completed":
             assert GOODBYE in call.heard() and call.ended
             assert "busy" not in call.heard()
@@ -377,7 +377,7 @@ def staffed_app(settings, tmp_path, moment: datetime, hours: str = OPEN_HOURS):
     (datetime(2026, 11, 23, 0, 30, tzinfo=timezone.utc), True)])  # 07:30: open
 def test_the_ombudsman_is_dialled_until_closing_time(settings, tmp_path, moment, dials):
     call = Caller(Twilio(staffed_app(settings, tmp_path, moment)), dial_outcome="busy")
-    call.start("2").press("3").press("1").press("0105#")
+    call.start("2").press("3").press("1").press("0105#").press("1")
     dialled = any(step.dial is not None for step in call.steps)
     assert dialled == dials
     assert ("closed now" in call.heard()) != dials
@@ -385,7 +385,7 @@ def test_the_ombudsman_is_dialled_until_closing_time(settings, tmp_path, moment,
 
 def test_a_number_without_published_hours_is_never_dialled(settings, tmp_path):
     app = staffed_app(settings, tmp_path, MONDAY_10AM, hours="PLACEHOLDER (not published)")
-    call = Caller(Twilio(app)).start("2").press("3").press("1").press("0105#")
+    call = Caller(Twilio(app)).start("2").press("3").press("1").press("0105#").press("1")
     assert not any(step.dial is not None for step in call.steps)
     assert "closed now" in call.heard() and "leave a voice message" in call.heard()
 
@@ -396,7 +396,7 @@ def test_an_unexpected_dial_status_offers_a_message(settings, tmp_path, status):
     voice message, as for a failed dial."""
     app = staffed_app(settings, tmp_path, MONDAY_10AM)
     twilio = Twilio(app)
-    call = Caller(twilio, dial_outcome="busy").start("2").press("3").press("1").press("0105#")
+    call = Caller(twilio, dial_outcome="busy").start("2").press("3").press("1").press("0105#").press("1")
     dial = next(step.dial for step in call.steps if step.dial is not None)
     params = {**call.call.params}
     if status is not None:
@@ -409,7 +409,7 @@ def test_an_unexpected_dial_status_offers_a_message(settings, tmp_path, status):
 
 def test_the_dial_rings_25_seconds_and_names_the_line(settings, tmp_path):
     call = Caller(Twilio(staffed_app(settings, tmp_path, MONDAY_10AM)), dial_outcome="busy")
-    call.start("2").press("3").press("1").press("0105#")
+    call.start("2").press("3").press("1").press("0105#").press("1")
     dial = next(step for step in call.steps if step.dial is not None)
     assert call.doc is not None
     from lxml import etree
@@ -429,13 +429,13 @@ def record_element(call: Caller):
 def test_a_recording_starts_with_a_beep_and_waits_for_silence(twilio, kind):
     call = Caller(twilio).start("2")
     if kind == "complaint":
-        call.press("4").press("1").press("1").press("0105#")
+        call.press("4").press("1").press("1").press("0105#").press("1")
         timeout, longest = "7", "120"
     elif kind == "ombudsman-message":
-        call.press("3").press("1").press("0105#").press("1")
+        call.press("3").press("1").press("0105#").press("1").press("1")
         timeout, longest = "7", "120"
     else:
-        call.press("2").press("1").press("0105#").press("2").press("1")
+        call.press("2").press("1").press("0105#").press("1").press("2").press("1")
         call.press("3").press("3").press("2").press("2").press("1")
         timeout, longest = "5", "60"
         assert "After the tone, say your comment, then press hash." in call.heard()
@@ -488,7 +488,7 @@ def test_star_at_the_office_of_a_rating_begun_at_a_service_goes_back_to_it(twili
 
 def test_the_scale_is_explained_once_before_its_first_question(twilio):
     explain = "Answer with a number from 1 to 5."
-    call = Caller(twilio).start("2").press("2").press("1").press("0105#").press("2").press("1")
+    call = Caller(twilio).start("2").press("2").press("1").press("0105#").press("1").press("2").press("1")
     at(call, "rate/q/1")
     assert explain in call.heard()
     call.press("3")

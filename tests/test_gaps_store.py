@@ -158,7 +158,7 @@ def test_a_database_in_a_folder_that_does_not_exist_yet(tmp_path):
 @pytest.mark.parametrize("carrier", ["twilio", "somleng"])
 def test_a_one_second_message_is_a_case(twilio, settings, carrier):
     call = Caller(twilio, carrier=carrier).start("2").press("4").press("1").press("1")
-    call.press("0105#").record(1)
+    call.press("0105#").press("1").record(1)
     assert "Your message has been recorded" in call.heard()
     with sqlite3.connect(settings.database) as conn:
         assert conn.execute("SELECT duration_s FROM recordings").fetchall() == [(1,)]

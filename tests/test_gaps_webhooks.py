@@ -63,7 +63,7 @@ def test_a_long_call_keeps_its_whole_duration(twilio, settings):
 def test_ratings_cases_and_calls_carry_the_caller_s_pseudonym(twilio, settings, carrier):
     expected = caller_hash(KEY, NUMBER)
     call = Caller(twilio, number=NUMBER, carrier=carrier).start("2")
-    call.press("2").press("1").press("0105#").press("2").press("1")
+    call.press("2").press("1").press("0105#").press("1").press("2").press("1")
     call.press("3").press("3").press("2").press("2").press("1").record(9)
     call.hangup()
     assert rows(settings, "SELECT caller_hash FROM calls") == [(expected,)]
@@ -163,8 +163,8 @@ def test_the_steps_of_a_browsing_call(settings, tmp_path):
 @pytest.mark.parametrize("carrier", CARRIERS)
 def test_the_steps_of_a_complaint_and_a_rating_comment(twilio, settings, carrier):
     call = Caller(twilio, carrier=carrier).start("2")
-    call.press("4").press("1").press("1").press("0105#").record(10)
-    call.press("#").press("2").press("1").press("0105#").press("2").press("1")
+    call.press("4").press("1").press("1").press("0105#").press("1").record(10)
+    call.press("#").press("2").press("1").press("0105#").press("1").press("2").press("1")
     call.press("3").press("3").press("2").press("2").press("1").record(8)
     steps = [(node, event) for node, _, event in events(settings, call.sid)]
     assert steps[:2] == [("welcome", "call"), ("welcome", "choice")]
@@ -172,11 +172,13 @@ def test_the_steps_of_a_complaint_and_a_rating_comment(twilio, settings, carrier
     # answer, the comment offer's choice; its own label is written only when its URL is asked)
     assert ("complaint/recorded", "case") in steps and ("rate/recorded", "recorded") in steps
     assert steps.index(("complaint/office/code", "answer")) + 1 == steps.index(
+        ("complaint/office/chosen/code", "choice"))  # the office said back, then 1
+    assert steps.index(("complaint/office/chosen/code", "choice")) + 1 == steps.index(
         ("complaint/recorded", "case"))
     assert steps.index(("rate/comment", "choice")) + 1 == steps.index(
         ("rate/recorded", "recorded"))
     assert [e for _, e in steps].count("answer") == 4 + 2  # 4 answers, 2 office codes
-    call.press("#").press("2").press("1").press("0105#").press("2").press("1")
+    call.press("#").press("2").press("1").press("0105#").press("1").press("2").press("1")
     call.press("3").press("3").press("2").press("2").silence()  # no comment: silence
     assert events(settings, call.sid)[-1] == ("rate/comment", None, "noinput")
 
@@ -190,11 +192,13 @@ def test_the_steps_of_ombudsman_calls(settings, tmp_path):
                             (datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc), "completed")):
         app.extensions["ivr"].clock = lambda moment=moment: moment
         call = Caller(Twilio(app), dial_outcome=outcome).start("2")
-        call.press("3").press("1").press("0105#")
+        call.press("3").press("1").press("0105#").press("1")
         found.append([(n, e) for n, _, e in events(staffed, call.sid) if n.startswith("omb")])
-    assert found[0][-2:] == [("ombudsman/office/code", "answer"),
+    assert found[0][-3:] == [("ombudsman/office/code", "answer"),
+                             ("ombudsman/office/chosen/code", "choice"),
                              ("ombudsman/dialled", "dial-busy")]
-    assert found[1][-2:] == [("ombudsman/office/code", "answer"),
+    assert found[1][-3:] == [("ombudsman/office/code", "answer"),
+                             ("ombudsman/office/chosen/code", "choice"),
                              ("ombudsman/dialled", "dial-completed")]
 
 
