@@ -474,12 +474,14 @@ def _date_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:
     """What the case status (main menu 5) composes its sentence from: the office, then the
     day, month (a sentence in prompts/) and year the case was received."""
     for office in catalog.offices:
-        yield f"office.{office.id}.about", w.fill("status.office", name=office.name[w.lang])
+        yield f"office.{office.id}.about", w.fill("status.office", name=w.name(
+            f"catalog.office.{office.id}.name", office.name[w.lang]))
     for day in range(1, 32):
         yield f"date.day.{day}", w.fill("date.day", day=w.number(day))
     for year in CASE_YEARS:
-        yield f"date.year.{year}", w.fill("date.year", year=number_words(year)
-                                          if w.lang == "km" else str(year))
+        # Khmer: the year in words; English: its digits, said from parts as the number
+        yield f"date.year.{year}", w.fill("date.year", year=w.number(year) if w.lang == "km"
+                                          else Said(str(year), number_parts(year, w.lang)))
 
 
 def _office_utterances(catalog: Catalog, w: _Writer) -> Iterator[tuple[str, str]]:

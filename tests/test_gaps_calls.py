@@ -146,7 +146,8 @@ def test_a_fee_table_takes_each_option_and_refuses_one_past_the_last(twilio, car
 
 @pytest.mark.parametrize("carrier", CARRIERS)
 def test_star_goes_back_one_step_in_a_rating(twilio, carrier):
-    call = Caller(twilio, carrier=carrier).start("2").press("2").press("1").press("0105#").press("1")
+    call = Caller(twilio, carrier=carrier).start("2").press("2").press("1")
+    call.press("0105#").press("1")
     at(call, "rate/categories")
     call.press("*")
     accepted(call)
@@ -396,7 +397,8 @@ def test_an_unexpected_dial_status_offers_a_message(settings, tmp_path, status):
     voice message, as for a failed dial."""
     app = staffed_app(settings, tmp_path, MONDAY_10AM)
     twilio = Twilio(app)
-    call = Caller(twilio, dial_outcome="busy").start("2").press("3").press("1").press("0105#").press("1")
+    call = Caller(twilio, dial_outcome="busy").start("2").press("3").press("1")
+    call.press("0105#").press("1")
     dial = next(step.dial for step in call.steps if step.dial is not None)
     params = {**call.call.params}
     if status is not None:
@@ -488,7 +490,8 @@ def test_star_at_the_office_of_a_rating_begun_at_a_service_goes_back_to_it(twili
 
 def test_the_scale_is_explained_once_before_its_first_question(twilio):
     explain = "Answer with a number from 1 to 5."
-    call = Caller(twilio).start("2").press("2").press("1").press("0105#").press("1").press("2").press("1")
+    call = Caller(twilio).start("2").press("2").press("1").press("0105#").press("1")
+    call.press("2").press("1")
     at(call, "rate/q/1")
     assert explain in call.heard()
     call.press("3")

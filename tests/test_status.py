@@ -52,7 +52,7 @@ def store_of(app):
 def complaint(tw, carrier: str = "twilio", number: str = "+85512345678") -> str:
     """A complaint about Poipet (code 0110); the reference the caller hears."""
     call = Caller(tw, carrier=carrier, number=number).start("2")
-    call.press("4").press("1").press("1").press("0110").record(20)
+    call.press("4").press("1").press("1").press("0110").press("1").record(20)
     found = re.search(r"Your reference number is((?: \d){6})", call.heard())
     assert found, call.heard()
     call.hangup()
@@ -113,7 +113,7 @@ def test_a_second_call_hears_status_and_reply_and_leaves_a_follow_up(tw, line_ap
 
 def test_a_rating_reference_says_it_is_counted_and_offers_no_follow_up(tw, line_app):
     rate = Caller(tw).start("2")
-    rate.press("2").press("1").press("0105#").press("2").press("1")
+    rate.press("2").press("1").press("0105#").press("1").press("2").press("1")
     rate.press("3").press("3").press("2").press("2").press("2")  # no comment
     reference = re.search(r"Your reference number is((?: \d){6})", rate.heard()).group(1)
     call = key(lookup(tw), reference.replace(" ", ""), "twilio")
@@ -212,7 +212,7 @@ def lookup_refused(tw) -> Caller:
 def test_no_response_to_a_wrong_reference_reveals_whether_a_case_exists(tw, line_app):
     reference = complaint(tw)
     rating_call = Caller(tw).start("2")
-    rating_call.press("2").press("1").press("0105#").press("2").press("1")
+    rating_call.press("2").press("1").press("0105#").press("1").press("2").press("1")
     rating_call.press("3").press("3").press("2").press("2").press("2")
     near = reference[:5] + str((int(reference[5]) + 1) % 10)
     documents = set()

@@ -24,7 +24,7 @@ def test_a_reply_recorded_in_the_browser_reaches_the_next_caller(tmp_path):
     app = create_app(settings, admin_password=PASSWORD, twilio_account_sid="AC" + "0" * 32)
     twilio = Twilio(app)
     first = Caller(twilio).start("2")
-    first.press("4").press("1").press("1").press("0110").record(25)
+    first.press("4").press("1").press("1").press("0110").press("1").record(25)
     reference = re.search(r"Your reference number is((?: \d){6})", first.heard()).group(1)
     reference = reference.replace(" ", "")
     first.hangup()
