@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from ivr.simulate import HttpTransport, PostReply, Simulator, SimulatorError
-from tests.support import ROOT, TOKEN, free_port, line_env
+from tests.support import ROOT, TOKEN, free_port, line_env, workers_of
 
 WORKERS = 4
 CALLS_BEFORE = 24  # rating calls during which a worker is killed
@@ -32,15 +32,6 @@ CODES = ["0100", "0200", "0300", "1200", "1700"]  # provincial units: they give 
 
 
 
-def workers_of(master: int) -> set[int]:
-    """The worker processes: children of the gunicorn master."""
-    found: set[int] = set()
-    for children in Path(f"/proc/{master}/task").glob("*/children"):
-        try:
-            found |= {int(pid) for pid in children.read_text().split()}
-        except OSError:
-            pass
-    return found
 
 
 @pytest.fixture

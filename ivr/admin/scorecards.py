@@ -106,16 +106,17 @@ class Cell:
 
 
 
-def feedback_where(filters: Filters) -> tuple[list[str], list[str]]:
-    """The filters as conditions on `feedback f`, and their arguments."""
+def feedback_where(filters: Filters, table: str = "f") -> tuple[list[str], list[str]]:
+    """The filters (days, service, offices) as conditions on a table of ratings or cases
+    (`feedback f`, `recordings r`), and their arguments."""
     where, args = [], []
-    for clause, value in (("f.created_at >= ?", filters.since),
-                          ("f.created_at < ?", filters.until),
-                          ("f.service_id = ?", filters.service)):
+    for clause, value in ((f"{table}.created_at >= ?", filters.since),
+                          (f"{table}.created_at < ?", filters.until),
+                          (f"{table}.service_id = ?", filters.service)):
         if value:
             where.append(clause)
             args.append(value)
-    offices, office_args = filters.office_clause("f.office_id")
+    offices, office_args = filters.office_clause(f"{table}.office_id")
     if offices:
         where.append(offices)
         args += office_args
@@ -365,16 +366,7 @@ def _days_between(start: str, end: str) -> float | None:
 def reply_rows(conn: sqlite3.Connection, filters: Filters) -> dict[str, dict[str, Any]]:
     """Per office: its cases received in the filters' days, their follow-up messages, how
     many got a reply, and the median days from a case's receipt to its first reply."""
-    clauses, args = [], []
-    for clause, value in (("r.created_at >= ?", filters.since), ("r.created_at < ?",
-                          filters.until), ("r.service_id = ?", filters.service)):
-        if value:
-            clauses.append(clause)
-            args.append(value)
-    offices, office_args = filters.office_clause("r.office_id")
-    if offices:
-        clauses.append(offices)
-        args += office_args
+    clauses, args = feedback_where(filters, "r")
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     found: dict[str, dict[str, Any]] = {}
     days: dict[str, list[float]] = defaultdict(list)
