@@ -444,8 +444,9 @@ def _suggest(value: str, known: Sequence[str]) -> str:
 
 
 def _fail(kind: str, message: str, **context: Any) -> PydanticCustomError:
-    # braces in the message are pydantic's placeholders: keep the message literal
-    return PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"), context)
+    # braces in a template are pydantic's placeholders (and "{{" is not unescaped): the
+    # message, braces and all, is a value put into the template
+    return PydanticCustomError(kind, "{message}", {**context, "message": message})
 
 
 def _text(value: Any, info: ValidationInfo) -> dict[str, str]:
@@ -977,12 +978,43 @@ def _words_for(err: Mapping[str, Any], located: _Located, loc: tuple) -> str:
     return str(err["msg"])
 
 
+_MEMBER = re.compile(r"^[a-z-]+\[.*\]$")  # pydantic's name of a union's member: list[...]
+
+
+def _one_member(errors: list[Any], loc: tuple, located: _Located) -> list[Any]:
+    """A value that fits no member of a union (text or `unpublished`, one address or a
+    list) is reported once, at its own field, by the member its shape is meant for: not by
+    `unpublished`, and by the list when it is a list."""
+    def member(err: Any) -> int | None:
+        return next((i for i, p in enumerate(err["loc"]) if isinstance(p, str) and
+                     p not in TAGS and _MEMBER.match(p)), None)
+
+    groups: dict[tuple, list[str]] = {}
+    for err in errors:
+        i = member(err)
+        if i is not None:
+            groups.setdefault(tuple(err["loc"][:i]), []).append(err["loc"][i])
+    kept = []
+    for err in errors:
+        i = member(err)
+        if i is None:
+            kept.append(err)
+            continue
+        base, label = tuple(err["loc"][:i]), err["loc"][i]
+        labels = [m for m in groups[base] if not m.startswith("literal[")] or groups[base]
+        is_list = isinstance(located.walk((*loc, *base))[3], list)
+        fitting = [m for m in labels if m.startswith("list[") == is_list] or labels
+        if label == fitting[0]:
+            kept.append({**err, "loc": (*base, *err["loc"][i + 1:])})
+    return kept
+
+
 def _validate(adapter: TypeAdapter, data: Any, loc: tuple, located: _Located,
               errors: list[CatalogError], context: Mapping[str, Any]) -> Any:
     try:
         return adapter.validate_python(data, context=context)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
+        for err in _one_member(exc.errors(include_url=False), loc, located):
             where = (*loc, *err["loc"])
             at = (err.get("ctx") or {}).get("at")
             if at is not None:
@@ -1184,7 +1216,7 @@ def _build(path: Path, languages: tuple[str, ...], specs: dict[str, Any], whole:
                                 _hours_of(o.ombudsman.hours)),
             line=located.walk(at)[0] or 0,
         ))
-    if not specs["offices"] and "offices" in located.root and not errors:
+    if located.root.get("offices") == []:
         errors.append(located.error(("offices",), "must list at least one office"))
     with_office = {o.province.code for o in offices}
     for i, p in specs["provinces"]:
