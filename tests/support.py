@@ -261,6 +261,22 @@ def log_in(client: Any, password: str = PASSWORD, username: str = "admin", **kwa
                                              "password": password}, **kwargs)
 
 
+def admin_app_for(settings: Any) -> Any:
+    """The line with the admin pages on (PASSWORD, the made-up ACCOUNT): the app of the
+    admin tests' `admin_app` fixtures."""
+    from ivr import create_app
+
+    return create_app(settings, admin_password=PASSWORD, twilio_account_sid=ACCOUNT)
+
+
+def signed_in_admin(app: Any) -> Any:
+    """A test client of `app` signed in as the first administrator: the admin tests'
+    `admin` fixtures."""
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    return client
+
+
 # --- from the catalogue work: one office's Ombudsman on duty, the TwiML schemas -----
 
 UNSTAFFED = ("    ombudsman:\n      phone: PLACEHOLDER (not published)\n"

@@ -30,10 +30,12 @@ from tests.support import (
     TOKEN,
     FakeProvider,
     Twilio,
+    admin_app_for,
     csrf_of,
     log_in,
     page_tables,
     rate,
+    signed_in_admin,
 )
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -42,14 +44,12 @@ from seed_demo import seed  # noqa: E402
 
 @pytest.fixture
 def admin_app(settings):
-    return create_app(settings, admin_password=PASSWORD, twilio_account_sid=ACCOUNT)
+    return admin_app_for(settings)
 
 
 @pytest.fixture
 def admin(admin_app):
-    client = admin_app.test_client()
-    assert log_in(client).status_code == 302
-    return client
+    return signed_in_admin(admin_app)
 
 
 def admin_rules(app) -> list:

@@ -13,12 +13,11 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from ivr import create_app
 from ivr.admin.access import ROLES
 from ivr.admin.scorecards import KNOWN_GROUPS, KNOWN_QUESTIONS
 from ivr.admin.web import CASE_KINDS, LANGS, csv_cell
 from ivr.store import CASE_STATUSES
-from tests.support import ACCOUNT, PASSWORD, ROOT, log_in, page_tables, rate
+from tests.support import ROOT, admin_app_for, page_tables, rate, signed_in_admin
 
 TRANSLATIONS = ROOT / "ivr" / "translations"
 
@@ -30,14 +29,12 @@ def rows_of(response) -> list[list[str]]:
 
 @pytest.fixture
 def admin_app(settings):
-    return create_app(settings, admin_password=PASSWORD, twilio_account_sid=ACCOUNT)
+    return admin_app_for(settings)
 
 
 @pytest.fixture
 def admin(admin_app):
-    client = admin_app.test_client()
-    assert log_in(client).status_code == 302
-    return client
+    return signed_in_admin(admin_app)
 
 
 @pytest.fixture
