@@ -202,6 +202,29 @@ offices:
 
 
 
+# --- a catalogue edited under the running line ------------------------------------------------
+
+
+def editable_catalogue(settings: Any, tmp_path: Path, monkeypatch: Any) -> tuple[Any, Path, str]:
+    """An app on a copy of the catalogue that it rechecks at every request, the copy's path
+    and its text: how the tests that edit the catalogue under a running line begin."""
+    from ivr import create_app
+    from ivr.app import LiveCatalog
+
+    monkeypatch.setattr(LiveCatalog, "RECHECK_SECONDS", 0.0)
+    path = tmp_path / "catalog.yaml"
+    original = settings.catalog.read_text(encoding="utf-8")
+    path.write_text(original, encoding="utf-8")
+    return create_app(settings, catalog=path), path, original
+
+
+def raise_barber_fee(path: Path, original: str) -> None:
+    """The edit those tests make: the barber's licence from 20,000 to 25,000 riel."""
+    path.write_text(original.replace("riel: 20000\n      per: {km: ក្នុងមួយច្បាប់, en: per "
+                                     "licence}", "riel: 25000\n      per: {km: ក្នុងមួយច្បាប់, "
+                                     "en: per licence}"), encoding="utf-8")
+
+
 # --- the admin pages -------------------------------------------------------------------------
 
 
