@@ -258,6 +258,25 @@ def rate(store: Any, sid: str, office: str, service: str, **answers: str) -> Non
                           question.replace("_", "-"), value)
 
 
+def reply_to(request: Any, status: int, body: bytes = b"",
+             headers: dict[str, str] | None = None) -> requests.Response:
+    """The response HTTPAdapter.send would return for `request`: what the fakes below
+    requests answer with."""
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers or {})
+    response.raw = io.BytesIO(body)
+    response.url = request.url
+    response.request = request
+    return response
+
+
+def below_requests(monkeypatch: Any, fake: Any) -> None:
+    """Every request sent through requests goes to `fake.send` instead of the network."""
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send",
+                        lambda adapter, request, **kw: fake.send(adapter, request, **kw))
+
+
 class FakeProvider:
     """Stands in for the network below requests: records what would have been sent."""
 
@@ -267,14 +286,8 @@ class FakeProvider:
 
     def send(self, adapter: Any, request: Any, **kwargs: Any) -> requests.Response:
         self.sent.append(request)
-        response = requests.Response()
-        response.status_code = self.status
-        response.headers["Content-Type"] = "audio/mpeg"
-        response.headers["Content-Length"] = str(len(self.body))
-        response.raw = io.BytesIO(self.body)
-        response.url = request.url
-        response.request = request
-        return response
+        return reply_to(request, self.status, self.body,
+                        {"Content-Type": "audio/mpeg", "Content-Length": str(len(self.body))})
 
 
 def log_in(client: Any, password: str = PASSWORD, username: str = "admin", **kwargs: Any) -> Any:
