@@ -30,26 +30,14 @@ from tests.support import (
     TOKEN,
     FakeProvider,
     Twilio,
-    admin_app_for,
     csrf_of,
     log_in,
     page_tables,
     rate,
-    signed_in_admin,
 )
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from seed_demo import seed  # noqa: E402
-
-
-@pytest.fixture
-def admin_app(settings):
-    return admin_app_for(settings)
-
-
-@pytest.fixture
-def admin(admin_app):
-    return signed_in_admin(admin_app)
 
 
 def admin_rules(app) -> list:

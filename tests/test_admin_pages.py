@@ -17,7 +17,7 @@ from ivr.admin.access import ROLES
 from ivr.admin.scorecards import KNOWN_GROUPS, KNOWN_QUESTIONS
 from ivr.admin.web import CASE_KINDS, LANGS, csv_cell
 from ivr.store import CASE_STATUSES
-from tests.support import ROOT, admin_app_for, page_tables, rate, signed_in_admin
+from tests.support import ROOT, page_tables, rate
 
 TRANSLATIONS = ROOT / "ivr" / "translations"
 
@@ -25,16 +25,6 @@ TRANSLATIONS = ROOT / "ivr" / "translations"
 def rows_of(response) -> list[list[str]]:
     assert response.status_code == 200 and response.mimetype == "text/csv"
     return list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
-
-
-@pytest.fixture
-def admin_app(settings):
-    return admin_app_for(settings)
-
-
-@pytest.fixture
-def admin(admin_app):
-    return signed_in_admin(admin_app)
 
 
 @pytest.fixture
