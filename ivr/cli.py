@@ -5,11 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ivr.config import Settings
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from ivr.admin.accounts import User
 
 T = TypeVar("T")
 
@@ -267,6 +272,23 @@ def _password(confirm: bool = True) -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def _change_account(action: str,
+                    change: Callable[[sqlite3.Connection], User]) -> User | None:
+    """Run one change to an account on the line's database and audit it as `action`: what
+    `ivr users disable` and `ivr users password` share. None: refused (_fail said why)."""
+    from ivr.admin import accounts
+
+    store = _admin_store(Settings.from_env())
+    try:
+        changed = change(store.patient_db.conn)
+    except accounts.AccountError as exc:
+        _fail(exc)
+        return None
+    accounts.audit(store.patient_db.conn, accounts.operator(), "", action, changed.name,
+                   address="local")
+    return changed
+
+
 def _fail(exc: Exception) -> None:
     from ivr.admin.accounts import AccountError
     from ivr.admin.web import english
@@ -331,15 +353,9 @@ def users_disable(name: str) -> None:
     """Disable an account: its sessions end at once; it can no longer sign in."""
     from ivr.admin import accounts
 
-    store = _admin_store(Settings.from_env())
-    try:
-        gone = accounts.disable_user(store.patient_db.conn, name)
-    except accounts.AccountError as exc:
-        _fail(exc)
-        return
-    accounts.audit(store.patient_db.conn, accounts.operator(), "", "user.disable", gone.name,
-                   address="local")
-    click.echo(f"disabled {gone.name}; its sessions have ended")
+    gone = _change_account("user.disable", lambda conn: accounts.disable_user(conn, name))
+    if gone is not None:
+        click.echo(f"disabled {gone.name}; its sessions have ended")
 
 
 @users.command("password")
@@ -348,15 +364,10 @@ def users_password(name: str) -> None:
     """Set an account's password (from standard input); its sessions end at once."""
     from ivr.admin import accounts
 
-    store = _admin_store(Settings.from_env())
-    try:
-        changed = accounts.set_password(store.patient_db.conn, name, _password())
-    except accounts.AccountError as exc:
-        _fail(exc)
-        return
-    accounts.audit(store.patient_db.conn, accounts.operator(), "", "user.password", changed.name,
-                   address="local")
-    click.echo(f"password of {changed.name} changed; its sessions have ended")
+    changed = _change_account("user.password",
+                              lambda conn: accounts.set_password(conn, name, _password()))
+    if changed is not None:
+        click.echo(f"password of {changed.name} changed; its sessions have ended")
 
 
 @main.command()

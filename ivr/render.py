@@ -110,7 +110,30 @@ def supports(engine: Engine, lang: str) -> bool:
 # --- Engines ---------------------------------------------------------------------------------
 
 
-class GttsEngine:
+class _Spaced:
+    """Request spacing and backoff shared by all threads: both web engines pace Google's
+    and Azure's rate limits the same way."""
+
+    min_interval: float
+    _lock: threading.Lock
+    _next_request: float
+    _sleep: Callable[[float], None]
+    _clock: Callable[[], float]
+
+    def _wait_turn(self) -> None:
+        """Space requests `min_interval` apart, whichever thread sends them."""
+        with self._lock:
+            delay = self._next_request - self._clock()
+            if delay > 0:
+                self._sleep(delay)
+            self._next_request = self._clock() + self.min_interval
+
+    def _back_off(self, delay: float) -> None:
+        with self._lock:
+            self._next_request = max(self._next_request, self._clock() + delay)
+
+
+class GttsEngine(_Spaced):
     """Google Translate's voice through gTTS: the only free voice that speaks Khmer.
 
     Google rate-limits (HTTP 429) and gTTS waits forever by default, so every request has a
@@ -186,18 +209,6 @@ class GttsEngine:
             return buffer.getvalue()
         raise AssertionError("unreachable")
 
-    def _wait_turn(self) -> None:
-        """Space requests `min_interval` apart, whichever thread sends them."""
-        with self._lock:
-            delay = self._next_request - self._clock()
-            if delay > 0:
-                self._sleep(delay)
-            self._next_request = self._clock() + self.min_interval
-
-    def _back_off(self, delay: float) -> None:
-        with self._lock:
-            self._next_request = max(self._next_request, self._clock() + delay)
-
     def _delay(self, attempt: int, exc: Exception) -> float:
         delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
         response = getattr(exc, "rsp", None)
@@ -229,7 +240,7 @@ def _speakable(text: str) -> bool:
     return any(char.isalnum() for char in text)
 
 
-class AzureEngine:
+class AzureEngine(_Spaced):
     """Microsoft Azure Speech, neural voices (km-KH-SreymomNeural, km-KH-PisethNeural), over
     its REST API: SSML in, an 8 kHz mono mu-law WAV out (`riff-8khz-8bit-mono-mulaw`, the
     telephone format Twilio plays without resampling).
@@ -329,17 +340,6 @@ class AzureEngine:
                 raise RenderError(f"{reason} (gave up after {attempt} tries)")
             self._back_off(self._delay(attempt, reply.headers.get("Retry-After")))
         raise AssertionError("unreachable")
-
-    def _wait_turn(self) -> None:
-        with self._lock:
-            delay = self._next_request - self._clock()
-            if delay > 0:
-                self._sleep(delay)
-            self._next_request = self._clock() + self.min_interval
-
-    def _back_off(self, delay: float) -> None:
-        with self._lock:
-            self._next_request = max(self._next_request, self._clock() + delay)
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))

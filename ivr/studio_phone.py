@@ -246,6 +246,23 @@ def record_part(response: VoiceResponse, lang: str, number: int) -> None:
     response.redirect(url("take", lang=lang, s=session(), n=number, empty=1), method="POST")
 
 
+def record_again(lang: str, number: int, *before: str) -> Response:
+    """The prompts `before`, then the beep and the recording: where the prompt, take and keep
+    steps all lead."""
+    response = VoiceResponse()
+    play(response, lang, *before)
+    record_part(response, lang, number)
+    return twiml(response)
+
+
+def carried_line(lang: str) -> studio.Line | None:
+    """The prompt whose number the take and keep steps carry in `n`; None: no such prompt
+    (or language) any more."""
+    if lang not in line().catalog.languages:
+        return None
+    return find(lang, _number(request.args.get("n"), 0, limit=10**6))
+
+
 @bp.route("/<lang>/prompt", methods=["POST"])
 @studio_step
 def prompt(lang: str) -> Response:
@@ -262,32 +279,23 @@ def prompt(lang: str) -> Response:
     found = find(lang, int(digits)) if digits.isdigit() and len(digits) <= 6 else None
     if found is None:
         return number_menu(lang, ("studio.number.unknown",))
-    response = VoiceResponse()
-    play(response, lang, "office.code.keyed", *(f"digit.{d}" for d in str(found.number)))
-    if found.file:
-        play(response, lang, "studio.current", found.key)
-    else:
-        play(response, lang, "studio.current.none")
-    record_part(response, lang, found.number)
-    return twiml(response)
+    current = ("studio.current", found.key) if found.file else ("studio.current.none",)
+    return record_again(lang, found.number, "office.code.keyed",
+                        *(f"digit.{d}" for d in str(found.number)), *current)
 
 
 @bp.route("/<lang>/take", methods=["POST"])
 @studio_step
 def take(lang: str) -> Response:
     """The recording's end: play it back, then 1 keep / 2 record again."""
-    number = _number(request.args.get("n"), 0, limit=10**6)
-    found = find(lang, number) if lang in line().catalog.languages else None
+    found = carried_line(lang)
     if found is None:
         return number_menu(lang if lang in line().catalog.languages else first_lang())
     recording_url = request.values.get("RecordingUrl", "")
     seconds = _number(request.values.get("RecordingDuration"), 0, limit=10**6)
     if request.args.get("empty") == "1" or not recording_url or seconds <= 0:
-        response = VoiceResponse()
-        play(response, lang, "recording.empty")
-        record_part(response, lang, number)
-        return twiml(response)
-    return keep_menu(lang, number, recording_url)
+        return record_again(lang, found.number, "recording.empty")
+    return keep_menu(lang, found.number, recording_url)
 
 
 def keep_menu(lang: str, number: int, recording_url: str, attempt: int = 0) -> Response:
@@ -306,16 +314,14 @@ def keep_menu(lang: str, number: int, recording_url: str, attempt: int = 0) -> R
 @bp.route("/<lang>/keep", methods=["POST"])
 @studio_step
 def keep(lang: str) -> Response:
-    number = _number(request.args.get("n"), 0, limit=10**6)
-    found = find(lang, number) if lang in line().catalog.languages else None
+    found = carried_line(lang)
     if found is None:
         return number_menu(lang if lang in line().catalog.languages else first_lang())
+    number = found.number
     recording_url = request.args.get("u", "")
     digits = request.values.get("Digits", "")
     if digits == "2":
-        response = VoiceResponse()
-        record_part(response, lang, number)
-        return twiml(response)
+        return record_again(lang, number)
     if digits != "1":
         attempt = _number(request.args.get("a"), 0) + 1
         if attempt >= ATTEMPTS:
@@ -330,10 +336,7 @@ def keep(lang: str) -> Response:
     except (studio.StudioError, FetchError) as exc:
         log.error("phone studio: the recording of prompt %s [%s] was not kept: %s",
                   found.key, lang, exc)
-        response = VoiceResponse()
-        play(response, lang, "studio.failed")
-        record_part(response, lang, number)
-        return twiml(response)
+        return record_again(lang, number, "studio.failed")
     audit(line().store.db.conn, WHO, "studio", "voice.replace" if found.recorded
           else "voice.record", f"{lang}/{found.key}",
           f"phone, {duration_ms / 1000:.1f} s, replaced {found.source}, "

@@ -5,13 +5,14 @@ tests/caller.py): a test imports nothing from here (tests/test_tree.py checks)."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 
 from ivr import create_app
 from ivr.config import Settings
-from tests.support import ROOT, TOKEN, Twilio
+from tests.support import ROOT, TOKEN, Twilio, admin_app_for, signed_in_admin
 
 
 @pytest.fixture
@@ -29,3 +30,15 @@ def app(settings: Settings) -> Flask:
 @pytest.fixture
 def twilio(app: Flask) -> Twilio:
     return Twilio(app)
+
+
+@pytest.fixture
+def admin_app(settings: Settings) -> Flask:
+    """The app with the admin pages on (tests/support.py's PASSWORD and ACCOUNT)."""
+    return admin_app_for(settings)
+
+
+@pytest.fixture
+def admin(admin_app: Flask) -> Any:
+    """A client of `admin_app` signed in as the first administrator."""
+    return signed_in_admin(admin_app)

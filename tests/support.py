@@ -202,6 +202,29 @@ offices:
 
 
 
+# --- a catalogue edited under the running line ------------------------------------------------
+
+
+def editable_catalogue(settings: Any, tmp_path: Path, monkeypatch: Any) -> tuple[Any, Path, str]:
+    """An app on a copy of the catalogue that it rechecks at every request, the copy's path
+    and its text: how the tests that edit the catalogue under a running line begin."""
+    from ivr import create_app
+    from ivr.app import LiveCatalog
+
+    monkeypatch.setattr(LiveCatalog, "RECHECK_SECONDS", 0.0)
+    path = tmp_path / "catalog.yaml"
+    original = settings.catalog.read_text(encoding="utf-8")
+    path.write_text(original, encoding="utf-8")
+    return create_app(settings, catalog=path), path, original
+
+
+def raise_barber_fee(path: Path, original: str) -> None:
+    """The edit those tests make: the barber's licence from 20,000 to 25,000 riel."""
+    path.write_text(original.replace("riel: 20000\n      per: {km: ក្នុងមួយច្បាប់, en: per "
+                                     "licence}", "riel: 25000\n      per: {km: ក្នុងមួយច្បាប់, "
+                                     "en: per licence}"), encoding="utf-8")
+
+
 # --- the admin pages -------------------------------------------------------------------------
 
 
@@ -235,6 +258,25 @@ def rate(store: Any, sid: str, office: str, service: str, **answers: str) -> Non
                           question.replace("_", "-"), value)
 
 
+def reply_to(request: Any, status: int, body: bytes = b"",
+             headers: dict[str, str] | None = None) -> requests.Response:
+    """The response HTTPAdapter.send would return for `request`: what the fakes below
+    requests answer with."""
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers or {})
+    response.raw = io.BytesIO(body)
+    response.url = request.url
+    response.request = request
+    return response
+
+
+def below_requests(monkeypatch: Any, fake: Any) -> None:
+    """Every request sent through requests goes to `fake.send` instead of the network."""
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send",
+                        lambda adapter, request, **kw: fake.send(adapter, request, **kw))
+
+
 class FakeProvider:
     """Stands in for the network below requests: records what would have been sent."""
 
@@ -244,14 +286,8 @@ class FakeProvider:
 
     def send(self, adapter: Any, request: Any, **kwargs: Any) -> requests.Response:
         self.sent.append(request)
-        response = requests.Response()
-        response.status_code = self.status
-        response.headers["Content-Type"] = "audio/mpeg"
-        response.headers["Content-Length"] = str(len(self.body))
-        response.raw = io.BytesIO(self.body)
-        response.url = request.url
-        response.request = request
-        return response
+        return reply_to(request, self.status, self.body,
+                        {"Content-Type": "audio/mpeg", "Content-Length": str(len(self.body))})
 
 
 def log_in(client: Any, password: str = PASSWORD, username: str = "admin", **kwargs: Any) -> Any:
@@ -259,6 +295,22 @@ def log_in(client: Any, password: str = PASSWORD, username: str = "admin", **kwa
     token = csrf_of(client.get("/admin/login", **kwargs).get_data(as_text=True))
     return client.post("/admin/login", data={"csrf": token, "username": username,
                                              "password": password}, **kwargs)
+
+
+def admin_app_for(settings: Any) -> Any:
+    """The line with the admin pages on (PASSWORD, the made-up ACCOUNT): the app of the
+    admin tests' `admin_app` fixtures."""
+    from ivr import create_app
+
+    return create_app(settings, admin_password=PASSWORD, twilio_account_sid=ACCOUNT)
+
+
+def signed_in_admin(app: Any) -> Any:
+    """A test client of `app` signed in as the first administrator: the admin tests'
+    `admin` fixtures."""
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    return client
 
 
 # --- from the catalogue work: one office's Ombudsman on duty, the TwiML schemas -----

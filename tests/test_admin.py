@@ -40,18 +40,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from seed_demo import seed  # noqa: E402
 
 
-@pytest.fixture
-def admin_app(settings):
-    return create_app(settings, admin_password=PASSWORD, twilio_account_sid=ACCOUNT)
-
-
-@pytest.fixture
-def admin(admin_app):
-    client = admin_app.test_client()
-    assert log_in(client).status_code == 302
-    return client
-
-
 def admin_rules(app) -> list:
     rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/admin")]
     assert len(rules) >= 10  # the enumeration itself works

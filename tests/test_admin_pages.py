@@ -13,12 +13,11 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from ivr import create_app
 from ivr.admin.access import ROLES
 from ivr.admin.scorecards import KNOWN_GROUPS, KNOWN_QUESTIONS
 from ivr.admin.web import CASE_KINDS, LANGS, csv_cell
 from ivr.store import CASE_STATUSES
-from tests.support import ACCOUNT, PASSWORD, ROOT, log_in, page_tables, rate
+from tests.support import ROOT, page_tables, rate
 
 TRANSLATIONS = ROOT / "ivr" / "translations"
 
@@ -26,18 +25,6 @@ TRANSLATIONS = ROOT / "ivr" / "translations"
 def rows_of(response) -> list[list[str]]:
     assert response.status_code == 200 and response.mimetype == "text/csv"
     return list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
-
-
-@pytest.fixture
-def admin_app(settings):
-    return create_app(settings, admin_password=PASSWORD, twilio_account_sid=ACCOUNT)
-
-
-@pytest.fixture
-def admin(admin_app):
-    client = admin_app.test_client()
-    assert log_in(client).status_code == 302
-    return client
 
 
 @pytest.fixture

@@ -20,7 +20,16 @@ from ivr.config import Settings
 from ivr.simulate import sign
 from ivr.store import Store, caller_hash, e164
 from tests.caller import Caller
-from tests.support import ROOT, TOKEN, Gunicorn, HttpTwilio, Twilio, wait_until
+from tests.support import (
+    ROOT,
+    TOKEN,
+    Gunicorn,
+    HttpTwilio,
+    Twilio,
+    editable_catalogue,
+    raise_barber_fee,
+    wait_until,
+)
 
 
 def mode(path) -> int:
@@ -152,13 +161,7 @@ def test_an_audio_folder_that_is_itself_a_link_is_served(audio, tmp_path):
 def test_a_catalogue_edit_is_read_beside_the_calls(settings, tmp_path, monkeypatch):
     """While a (large) edited catalogue is being read, callers are answered from the last
     one; the new one reaches the calls after that."""
-    from ivr.app import LiveCatalog
-
-    monkeypatch.setattr(LiveCatalog, "RECHECK_SECONDS", 0.0)
-    path = tmp_path / "catalog.yaml"
-    original = settings.catalog.read_text(encoding="utf-8")
-    path.write_text(original, encoding="utf-8")
-    app = create_app(settings, catalog=path)
+    app, path, original = editable_catalogue(settings, tmp_path, monkeypatch)
     twilio = Twilio(app)
     live = app.extensions["ivr"].live
     load, reading, finish = live._load, threading.Event(), threading.Event()
@@ -173,9 +176,7 @@ def test_a_catalogue_edit_is_read_beside_the_calls(settings, tmp_path, monkeypat
     def barber_fee() -> str:
         return Caller(twilio).start("2").press("1").press("2").press("1").heard()
 
-    path.write_text(original.replace("riel: 20000\n      per: {km: ក្នុងមួយច្បាប់, en: per "
-                                     "licence}", "riel: 25000\n      per: {km: ក្នុងមួយច្បាប់, "
-                                     "en: per licence}"), encoding="utf-8")
+    raise_barber_fee(path, original)
     heard = barber_fee()
     answered_while_reading = not finish.is_set()
     started_reading = reading.wait(10)

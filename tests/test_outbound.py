@@ -16,6 +16,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -251,13 +252,19 @@ def office_and_service(app) -> tuple[str, str]:
     return office, service
 
 
+def visits_line(settings: Settings, **options: Any) -> tuple[Any, str, str, Clock, Queue]:
+    """The app, an office and a service it offers, a clock on 1 December 2026 and the worker
+    on that clock: how each post-visit call test begins."""
+    app = create_app(settings, **options)
+    office, service = office_and_service(app)
+    clock = Clock(datetime(2026, 12, 1, tzinfo=timezone.utc))
+    return app, office, service, clock, worker_of(app, settings, clock)
+
+
 def test_a_registered_visitor_is_called_after_the_days_and_rates_that_service(
         line_settings, api, carrier, caplog, tmp_path):
     caplog.set_level(logging.DEBUG)
-    app = create_app(line_settings)
-    office, service = office_and_service(app)
-    clock = Clock(datetime(2026, 12, 1, tzinfo=timezone.utc))
-    worker = worker_of(app, line_settings, clock)
+    app, office, service, clock, worker = visits_line(line_settings)
     clock.at_cambodia(1, 11)  # Tuesday 11:00 in Phnom Penh
     visit = worker.outbound.register_visitor("012 345 678", office, service)
     assert isinstance(visit, int)
@@ -301,10 +308,7 @@ def test_busy_and_unanswered_calls_are_retried_at_the_documented_times(
         line_settings, api, carrier):
     """IVR_RETRY_MINUTES 30,120,1440 after each unanswered attempt, moved to the next opening
     of the calling hours (08:00-19:00, Cambodia's time); then given up, the number deleted."""
-    app = create_app(line_settings)
-    office, service = office_and_service(app)
-    clock = Clock(datetime(2026, 12, 1, tzinfo=timezone.utc))
-    worker = worker_of(app, line_settings, clock)
+    app, office, service, clock, worker = visits_line(line_settings)
     clock.at_cambodia(1, 20)  # registered in the evening
     visit = worker.outbound.register_visitor(NUMBER, office, service)
     due = row(app, "SELECT due_at FROM outbound_calls WHERE id = ?", visit)[0]
@@ -334,10 +338,7 @@ def test_busy_and_unanswered_calls_are_retried_at_the_documented_times(
 
 @pytest.mark.parametrize("carrier", ["twilio"])
 def test_a_retry_after_calling_hours_waits_for_the_morning(line_settings, api, carrier):
-    app = create_app(line_settings)
-    office, service = office_and_service(app)
-    clock = Clock(datetime(2026, 12, 1, tzinfo=timezone.utc))
-    worker = worker_of(app, line_settings, clock)
+    app, office, service, clock, worker = visits_line(line_settings)
     worker.outbound.register_visitor(NUMBER, office, service,
                                      due=clock.at_cambodia(3, 17, 45))
     sim = Simulator(app, TOKEN, carrier=carrier, base_url=PUBLIC)
@@ -355,10 +356,7 @@ def test_a_retry_after_calling_hours_waits_for_the_morning(line_settings, api, c
 def test_nine_means_never_called_again_even_if_registered_again(
         line_settings, api, carrier, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    app = create_app(line_settings)
-    office, service = office_and_service(app)
-    clock = Clock(datetime(2026, 12, 1, tzinfo=timezone.utc))
-    worker = worker_of(app, line_settings, clock)
+    app, office, service, clock, worker = visits_line(line_settings)
     worker.outbound.register_visitor(NUMBER, office, service, due=clock.at_cambodia(2, 9))
     later = worker.outbound.register_visitor("012345678", office, service,
                                              due=cambodia(9, 9))
@@ -384,10 +382,7 @@ def test_nine_means_never_called_again_even_if_registered_again(
 
 @pytest.mark.parametrize("carrier", ["twilio"])
 def test_two_means_refused_this_time(line_settings, api, carrier):
-    app = create_app(line_settings)
-    office, service = office_and_service(app)
-    clock = Clock(datetime(2026, 12, 1, tzinfo=timezone.utc))
-    worker = worker_of(app, line_settings, clock)
+    app, office, service, clock, worker = visits_line(line_settings)
     worker.outbound.register_visitor(NUMBER, office, service, due=clock.at_cambodia(2, 9))
     worker.outbound.dispatch_due()
     Simulator(app, TOKEN, carrier=carrier, base_url=PUBLIC).receive(
@@ -458,10 +453,8 @@ def test_the_scorecard_shows_post_visit_ratings_apart_from_callers_who_rang_in(
 
     from tests.support import log_in
 
-    app = create_app(line_settings, admin_password="correct horse battery staple")
-    office, service = office_and_service(app)
-    clock = Clock(datetime(2026, 12, 1, tzinfo=timezone.utc))
-    worker = worker_of(app, line_settings, clock)
+    app, office, service, clock, worker = visits_line(
+        line_settings, admin_password="correct horse battery staple")
     worker.outbound.register_visitor(NUMBER, office, service, due=clock.at_cambodia(2, 9))
     worker.outbound.dispatch_due()
     sim = Simulator(app, TOKEN, carrier=carrier, base_url=PUBLIC)

@@ -6,17 +6,15 @@ audit log says so."""
 from __future__ import annotations
 
 import base64
-import io
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import requests
 from click.testing import CliRunner
 
 from ivr import create_app
 from ivr.cli import main as cli
-from tests.support import PASSWORD, ROOT, TOKEN, log_in
+from tests.support import PASSWORD, ROOT, TOKEN, below_requests, log_in, reply_to
 
 TWILIO = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE"
 SOMLENG = "https://api.somleng.org/2010-04-01/Accounts/4f1c/Calls/0b6e/Recordings/"
@@ -32,18 +30,13 @@ class Provider:
 
     def send(self, adapter, request, **kwargs):
         self.sent.append((request.method, request.url, request.headers.get("Authorization")))
-        response = requests.Response()
-        response.status_code = self.delete if request.method == "DELETE" else self.get
-        response.raw = io.BytesIO(b"")
-        response.url, response.request = request.url, request
-        return response
+        return reply_to(request, self.delete if request.method == "DELETE" else self.get)
 
 
 @pytest.fixture
 def provider(monkeypatch) -> Provider:
     fake = Provider()
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send",
-                        lambda adapter, request, **kw: fake.send(adapter, request, **kw))
+    below_requests(monkeypatch, fake)
     return fake
 
 

@@ -20,7 +20,7 @@ from ivr.flow import CallFlow
 from ivr.simulate import GatherInfo
 from ivr.voice import FlaskUrls, _requested_url, twilio_signature
 from tests.caller import Caller
-from tests.support import CALLER, Twilio
+from tests.support import CALLER, Twilio, editable_catalogue, raise_barber_fee
 
 CARRIERS = ["twilio", "somleng"]
 APOLOGY = "something went wrong"
@@ -254,13 +254,7 @@ def test_urls_carry_the_position(app):
 
 def test_catalogue_edits_reach_the_next_call_and_broken_ones_are_refused(settings, tmp_path,
                                                                           caplog, monkeypatch):
-    from ivr.app import LiveCatalog
-
-    monkeypatch.setattr(LiveCatalog, "RECHECK_SECONDS", 0.0)
-    path = tmp_path / "catalog.yaml"
-    original = settings.catalog.read_text(encoding="utf-8")
-    path.write_text(original, encoding="utf-8")
-    app = create_app(settings, catalog=path)
+    app, path, original = editable_catalogue(settings, tmp_path, monkeypatch)
     twilio = Twilio(app)
 
     def barber_fee() -> str:  # a new call: English, services, business licences, barber
@@ -273,9 +267,7 @@ def test_catalogue_edits_reach_the_next_call_and_broken_ones_are_refused(setting
         live.loader.join(30)
 
     assert "20,000 riel" in barber_fee()
-    path.write_text(original.replace("riel: 20000\n      per: {km: ក្នុងមួយច្បាប់, en: per "
-                                     "licence}", "riel: 25000\n      per: {km: ក្នុងមួយច្បាប់, "
-                                     "en: per licence}"), encoding="utf-8")
+    raise_barber_fee(path, original)
     noticed()
     assert "25,000 riel" in barber_fee()  # no restart needed
     path.write_text(original.replace("riel: 20000", "riel: twenty"), encoding="utf-8")

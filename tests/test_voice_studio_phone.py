@@ -7,7 +7,6 @@ requests, the HTTP boundary), stored as 8 kHz mu-law and played on the next call
 from __future__ import annotations
 
 import base64
-import io
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from ivr import create_app, render, studio
 from ivr.simulate import FlaskTransport, GatherInfo, RecordPrompt, Simulator
 from ivr.terminal import prompt_texts
 from tests.studio_support import fresh, greeting_played, manifest, settings_for, tone
-from tests.support import TOKEN, Twilio, TwimlSchemas
+from tests.support import TOKEN, Twilio, TwimlSchemas, below_requests, reply_to
 
 PIN = "2468"
 ACCOUNT = "AC" + "1" * 32
@@ -37,20 +36,14 @@ class Carrier:
         self.sent.append(request)
         name = (request.url or "").rsplit("/", 1)[-1].removesuffix(".wav")
         body = self.takes.get(name)
-        response = requests.Response()
-        response.status_code = 200 if body is not None else 404
-        response.headers["Content-Type"] = "audio/x-wav"
-        response.raw = io.BytesIO(body or b"")
-        response.url = request.url
-        response.request = request
-        return response
+        return reply_to(request, 200 if body is not None else 404, body or b"",
+                        {"Content-Type": "audio/x-wav"})
 
 
 @pytest.fixture
 def carrier(monkeypatch) -> Carrier:
     fake = Carrier()
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send",
-                        lambda adapter, request, **kw: fake.send(adapter, request, **kw))
+    below_requests(monkeypatch, fake)
     monkeypatch.setattr("ivr.studio_phone.time.sleep", lambda seconds: None)
     return fake
 
