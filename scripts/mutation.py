@@ -12,9 +12,11 @@
 A mutant is one small change to a module (a comparison flipped, a number + 1, a string
 changed, `and`/`or` swapped, a condition negated, a call statement deleted, `break`/`continue`
 swapped, a returned value replaced by None). Each mutant runs only against the tests that
-execute its line (found once with coverage, one context per test, over TEST_FILES and
-tests/test_gaps_*.py; `--reuse-map` keeps that map and maps only test files new to it), at most
---max-tests of them (the fastest; tests slower than --max-test-seconds are left out), in a
+execute its line (found once with coverage, one context per test, over every test file but
+NOT_MAPPED's, which run the code in other processes; `--reuse-map` keeps that map and maps only
+test files new to it), at most --max-tests of them (first those that run the rare lines around
+it and those that killed another mutant of its function in the last run, then the fastest;
+tests slower than --max-test-seconds are left out), in a
 process forked from one that has the libraries and the unaffected ivr modules loaded (and the
 catalogue read once per content), with `-x`: the first failing test kills it. For a line run
 only at import (a constant, a default, a decorator) the tests are those of the lines that use
@@ -58,12 +60,20 @@ MODULES = ["ivr/voice.py", "ivr/store.py", "ivr/flow.py", "ivr/rating.py", "ivr/
 # the former flow.py (split at 1c92b43) is also in ivr/steps.py (the menus' shared parts) and
 # ivr/browse.py (greeting, main menu, services): `--all` adds them
 FORMER_FLOW = ["ivr/steps.py", "ivr/browse.py"]
-# tests run in-process and fast: the ones that can see a mutant (a gunicorn test runs
-# the code from disk, not the mutant)
-TEST_FILES = ["tests/test_flow.py", "tests/test_rating.py", "tests/test_cases.py",
-              "tests/test_voice.py", "tests/test_store_faults.py", "tests/test_spool.py",
-              "tests/test_keys.py", "tests/test_provider.py", "tests/test_simulate.py",
-              "tests/test_twiml_schema.py", "tests/test_hardening.py"]
+# every test file but those that cannot see a mutant, because they run the code from disk in
+# other processes (gunicorn, nginx, a worker, a browser against a server) or read only files
+NOT_MAPPED = {
+    "tests/test_admin_browser.py", "tests/test_phone_browser.py",
+    "tests/test_status_browser.py", "tests/test_voice_studio_browser.py",  # Chromium + server
+    "tests/test_deploy.py", "tests/test_loadtest.py", "tests/test_startup.py",  # gunicorn
+    "tests/test_worker_kill.py", "tests/test_concurrency.py", "tests/test_admin_throttle.py",
+    "tests/test_outbound_worker.py", "tests/test_compose.py",  # worker / server processes
+    "tests/test_tree.py",  # reads the source, runs none of it
+    "tests/test_callgraph.py",  # the whole call graph: minutes, and slower than MAX_TEST_SECONDS
+}
+TEST_FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+                    if str(p.relative_to(ROOT)) not in NOT_MAPPED
+                    and not p.name.startswith("test_gaps_"))
 NEW_TESTS = "tests/test_gaps_"  # tests added with this script: run last, so "before" is known
 MAX_TEST_SECONDS = 8.0  # slower tests are left out of the selection
 MAX_TESTS = 12  # per mutant: the fastest of those that execute its line (the new ones last)
@@ -569,7 +579,8 @@ def import_lines(module: str) -> set[int]:
 
 
 def select_tests(mutant: Mutant, covered: dict[str, dict[str, list[str]]],
-                 durations: dict[str, float], limit: float, most: int) -> list[str]:
+                 durations: dict[str, float], limit: float, most: int,
+                 killers: dict[str, set[str]] | None = None) -> list[str]:
     by_line = covered.get(mutant.module, {})
     tests = by_line.get(str(mutant.line), [])
     if not tests or mutant.line in import_lines(mutant.module):
@@ -577,8 +588,22 @@ def select_tests(mutant: Mutant, covered: dict[str, dict[str, list[str]]],
         tests = sorted({*tests, *(t for n in users_of(mutant.module, mutant.line)
                                   for t in by_line.get(str(n), []))})
     fast = [t for t in tests if durations.get(t, 0) <= limit]
-    old = sorted((t for t in fast if not t.startswith(NEW_TESTS)), key=lambda t: durations[t])
-    new = sorted((t for t in fast if t.startswith(NEW_TESTS)), key=lambda t: durations[t])
+    # the tests that killed other mutants of the same function (the last run) first, then
+    # the fastest: among hundreds that execute a line, those most likely to see a change
+    near = (killers or {}).get(f"{mutant.module}:{mutant.function}", set())
+    # and the tests that run the lines around it that few tests run (the branch a condition
+    # chooses, the value a line stores): a test that reaches a rare line sees it changed
+    rare: dict[str, float] = defaultdict(float)
+    for n in range(mutant.line - 2, mutant.line + 9):
+        around = by_line.get(str(n), [])
+        for t in around:
+            rare[t] += 1 / len(around)
+
+    def order(t: str) -> tuple[float, float]:
+        return -(rare[t] + (0.5 if t in near else 0)), durations[t]
+
+    old = sorted((t for t in fast if not t.startswith(NEW_TESTS)), key=order)
+    new = sorted((t for t in fast if t.startswith(NEW_TESTS)), key=order)
     # the tests added for the gaps last: a mutant they alone kill survived the old suite
     return old[:most] + new[:most]
 
@@ -718,6 +743,10 @@ def main() -> int:
              for m, v in cover["lines"].items()}
     print(f"coverage map ready after {time.monotonic() - started:.0f} s", flush=True)
 
+    killers: dict[str, set[str]] = defaultdict(set)
+    for record in last.values():
+        if record["status"] == "killed" and "::" in record["killer"]:
+            killers[f"{record['module']}:{record['function']}"].add(record["killer"])
     todo: list[tuple[Mutant, list[str]]] = []
     for m in mutants:
         if m.key in equivalent:
@@ -731,7 +760,8 @@ def main() -> int:
         if args.survivors and previous and previous["status"] in ("killed", "timeout"):
             m.status, m.killer = previous["status"], previous["killer"]
             continue
-        tests = select_tests(m, lines, durations, args.max_test_seconds, args.max_tests)
+        tests = select_tests(m, lines, durations, args.max_test_seconds, args.max_tests,
+                             killers)
         if not tests:
             m.status = "no tests"
             continue
