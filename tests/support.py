@@ -17,6 +17,7 @@ import requests
 from lxml import html
 from twilio.request_validator import RequestValidator
 
+from ivr.catalog import CatalogError, load_catalog, problems_of
 from ivr.simulate import sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -451,3 +452,29 @@ class Gunicorn:
                 self.process.kill()
                 self.process.wait(timeout=5)
         self._log.close()
+
+
+def write_catalogue(tmp_path: Path, text: str) -> Path:
+    """A catalogue file of this text, as an administrator saves it."""
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def catalogue_error(tmp_path: Path, text: str) -> CatalogError:
+    """What loading a broken catalogue of this text raises."""
+    with pytest.raises(CatalogError) as info:
+        load_catalog(write_catalogue(tmp_path, text))
+    return info.value
+
+
+def only_error(tmp_path: Path, text: str) -> CatalogError:
+    """The one problem of a catalogue that has exactly one."""
+    found = problems_of(catalogue_error(tmp_path, text))
+    assert len(found) == 1, "\n".join(map(str, found))
+    return found[0]
+
+
+def line_of(text: str, needle: str, nth: int = 1) -> int:
+    """The line of the nth line holding `needle`."""
+    return [i for i, line in enumerate(text.splitlines(), 1) if needle in line][nth - 1]

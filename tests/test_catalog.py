@@ -14,34 +14,19 @@ from click.testing import CliRunner
 from ivr import create_app
 from ivr.catalog import CatalogError, FeeChoice, catalog_json_schema, load_catalog, problems_of
 from ivr.cli import main as cli
-from tests.support import MINIMAL, ROOT, shared_dir
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "catalog.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def error_for(tmp_path: Path, text: str) -> CatalogError:
-    with pytest.raises(CatalogError) as info:
-        load_catalog(write(tmp_path, text))
-    return info.value
-
-
-def only_error(tmp_path: Path, text: str) -> CatalogError:
-    """The one problem of a catalogue that has exactly one."""
-    found = problems_of(error_for(tmp_path, text))
-    assert len(found) == 1, "\n".join(map(str, found))
-    return found[0]
-
-
-def line_of(text: str, needle: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+from tests.support import (
+    MINIMAL,
+    ROOT,
+    catalogue_error,
+    line_of,
+    only_error,
+    shared_dir,
+    write_catalogue,
+)
 
 
 def test_minimal_catalogue_loads(tmp_path):
-    catalog = load_catalog(write(tmp_path, MINIMAL))
+    catalog = load_catalog(write_catalogue(tmp_path, MINIMAL))
     assert [s.id for s in catalog.services()] == ["copy", "permit"]
     assert catalog.office_by_code("0105").id == "town"
     assert catalog.holidays == {__import__("datetime").date(2027, 1, 7)}
@@ -49,7 +34,7 @@ def test_minimal_catalogue_loads(tmp_path):
 
 def test_bad_yaml_names_file_and_line_in_plain_words(tmp_path):
     text = MINIMAL.replace("    level: district", "    level: [district")
-    err = error_for(tmp_path, text)
+    err = catalogue_error(tmp_path, text)
     assert err.path.endswith("catalog.yaml") and err.line is not None
     assert str(tmp_path) in str(err) and "check the indentation" in str(err)
 
@@ -137,7 +122,7 @@ def test_several_errors_are_reported_in_one_run(tmp_path):
             .replace("    max_days: 3", "    max_days: soon")
             .replace("public_holidays: [2027-01-07]", "public_holidays: [2026-02-30]")
             .replace("  max_seconds: 60", "  max_seconds: 6000"))
-    found = problems_of(error_for(tmp_path, text))
+    found = problems_of(catalogue_error(tmp_path, text))
     assert [e.line for e in found] == sorted(e.line for e in found)
     assert [e.where for e in found] == [
         "service 'copy'.max_days", "service 'permit'.fee.discounted_rial",
@@ -163,7 +148,7 @@ def test_a_text_cut_at_an_unquoted_comma_is_an_error(tmp_path):
     assert "complaint topic 'other'.name.or a suggestion" in str(err)
     assert "has a comma" in str(err) and "put that whole text in quotes" in str(err)
     quoted = MINIMAL.replace("en: something else}", 'en: "something else, or a suggestion"}')
-    assert load_catalog(write(tmp_path, quoted)).topic("other").name["en"] == \
+    assert load_catalog(write_catalogue(tmp_path, quoted)).topic("other").name["en"] == \
         "something else, or a suggestion"
 
 
@@ -208,7 +193,7 @@ def staffed(phone: str) -> str:
 @pytest.mark.parametrize("written", ['"012 345 678"', '"+855 12 345 678"', '"855-12-345-678"',
                                      '"+85512345678"'])
 def test_an_ombudsman_phone_is_written_as_a_dialable_number(tmp_path, written):
-    catalog = load_catalog(write(tmp_path, staffed(written)))
+    catalog = load_catalog(write_catalogue(tmp_path, staffed(written)))
     assert catalog.office("town").ombudsman.phone == "+85512345678"
 
 
@@ -284,7 +269,7 @@ def test_an_older_key_says_what_it_is_called_now(tmp_path):
 
 
 def test_bad_catalogue_stops_start_up(tmp_path, settings):
-    broken = write(tmp_path, MINIMAL.replace("riel: 1000}", "riel: lots}"))
+    broken = write_catalogue(tmp_path, MINIMAL.replace("riel: 1000}", "riel: lots}"))
     with pytest.raises(CatalogError, match="fee.riel"):
         create_app(settings, catalog=broken)
 
@@ -292,7 +277,7 @@ def test_bad_catalogue_stops_start_up(tmp_path, settings):
 @pytest.mark.parametrize("command", [["call", "--keys", "2"], ["serve", "--port", "1"]])
 def test_serve_and_call_on_a_broken_catalogue_print_a_short_message(tmp_path, monkeypatch,
                                                                     command):
-    broken = write(tmp_path, MINIMAL.replace("      discounted_riel: 500",
+    broken = write_catalogue(tmp_path, MINIMAL.replace("      discounted_riel: 500",
                                              "      discounted_rial: 500")
                    .replace("max_days: 3", "max_days: soon"))
     monkeypatch.setenv("IVR_CATALOG", str(broken))
@@ -310,7 +295,7 @@ def test_serve_and_call_on_a_broken_catalogue_print_a_short_message(tmp_path, mo
 
 
 def test_placeholders_are_listed_with_their_lines(tmp_path):
-    catalog = load_catalog(write(tmp_path, MINIMAL))
+    catalog = load_catalog(write_catalogue(tmp_path, MINIMAL))
     where = {p.where for p in catalog.placeholders}
     assert {"office 'town'.hours", "office 'town'.ombudsman.phone",
             "office 'town'.ombudsman.hours"} <= where
@@ -324,7 +309,7 @@ def test_placeholders_are_listed_with_their_lines(tmp_path):
 
 
 def test_a_service_is_given_by_the_offices_of_its_level(tmp_path):
-    catalog = load_catalog(write(tmp_path, MINIMAL))
+    catalog = load_catalog(write_catalogue(tmp_path, MINIMAL))
     assert catalog.offers("town", "copy") and not catalog.offers("unit", "copy")
     assert catalog.offers("unit", "permit") and not catalog.offers("town", "permit")
     assert [o.id for o in catalog.offices_offering("permit")] == ["unit"]
@@ -337,7 +322,7 @@ def test_a_service_limited_to_one_office_is_not_offered_at_another(tmp_path):
     second = second.replace("id: town", "id: village").replace('"0105"', '"0106"')
     text = (MINIMAL.replace("  - id: unit", second + "  - id: unit")
             .replace("    level: district\n", "    level: district\n    offered_at: [village]\n"))
-    catalog = load_catalog(write(tmp_path, text))
+    catalog = load_catalog(write_catalogue(tmp_path, text))
     assert catalog.offers("village", "copy") and not catalog.offers("town", "copy")
     assert [o.id for o in catalog.offices_offering("copy")] == ["village"]
     assert [s.id for s in catalog.services_at("town")] == []

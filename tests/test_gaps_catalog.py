@@ -5,37 +5,10 @@ one error for one mistake."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from ivr.catalog import CatalogError, load_catalog, problems_of
-from tests.support import MINIMAL
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "catalog.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def error_for(tmp_path: Path, text: str) -> CatalogError:
-    with pytest.raises(CatalogError) as info:
-        load_catalog(write(tmp_path, text))
-    return info.value
-
-
-def only_error(tmp_path: Path, text: str) -> CatalogError:
-    """The one problem of a catalogue that has exactly one."""
-    found = problems_of(error_for(tmp_path, text))
-    assert len(found) == 1, "\n".join(map(str, found))
-    return found[0]
-
-
-def line_of(text: str, needle: str, nth: int = 1) -> int:
-    """The line of the nth line holding `needle`."""
-    return [i for i, line in enumerate(text.splitlines(), 1) if needle in line][nth - 1]
-
+from ivr.catalog import load_catalog, problems_of
+from tests.support import MINIMAL, catalogue_error, line_of, only_error, write_catalogue
 
 TOWN_HOURS = "    hours: PLACEHOLDER (not published)\n    ombudsman:\n"
 GENDER_OPTIONS = ("      options:\n        - {id: woman, label: {km: ស្ត្រី, en: a woman}}\n"
@@ -148,7 +121,7 @@ def test_a_broken_value_is_named_with_its_field_and_line(tmp_path, old, new, whe
 def test_the_longest_recording_may_be_10_or_600_seconds(tmp_path, seconds):
     """The limits the error message names are allowed themselves."""
     text = MINIMAL.replace("  max_seconds: 60", f"  max_seconds: {seconds}")
-    assert load_catalog(write(tmp_path, text)).max_recording_seconds == seconds
+    assert load_catalog(write_catalogue(tmp_path, text)).max_recording_seconds == seconds
 
 
 def test_an_empty_office_list_is_reported_with_the_other_errors(tmp_path):
@@ -156,7 +129,7 @@ def test_an_empty_office_list_is_reported_with_the_other_errors(tmp_path):
     edit gives both errors, not one now and the other after the first is fixed."""
     text = (MINIMAL[:MINIMAL.index("offices:")] + "offices: []\n").replace(
         "    max_days: 3", "    max_days: soon")
-    found = problems_of(error_for(tmp_path, text))
+    found = problems_of(catalogue_error(tmp_path, text))
     assert [(e.where, e.line) for e in found] == [
         ("service 'copy'.max_days", line_of(text, "max_days: soon")),
         ("offices", line_of(text, "offices: []"))]
