@@ -67,9 +67,10 @@ def ask(flow: Context, pos: Position) -> Menu | None:
             return lookup(keyed)
         if keyed.isdigit() and len(keyed) < REFERENCE_LENGTH:
             return replace(pos, keyed=keyed)  # cut short (Somleng's 2 s): wait for the rest
-        if keyed.isdigit() and pos.keyed:
+        if keyed.isdigit() and pos.keyed and len(keyed) == REFERENCE_LENGTH:
             # Keyed slowly, the entry was cut short: the caller's '#' is still to come, and
             # must not reach the next menu (where it means "main menu"). Wait for it briefly.
+            # (Longer entries are looked up now: this menu refuses a longer `keyed`.)
             return replace(pos, keyed=keyed)
         return lookup(keyed)
 
