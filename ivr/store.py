@@ -490,6 +490,7 @@ class Store:
             time.sleep(min(0.5, 0.02 * tries))
 
     def _migrate_once(self) -> None:
+        private_file(self.path)  # not creatable before a wait: SQLite would make it 0644
         if self.schema_is_current():  # another process did it while we waited
             return
         conn = self._connect(min(1000, self.busy_timeout_ms))
