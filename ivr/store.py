@@ -505,10 +505,6 @@ class Store:
         finally:
             conn.close()
 
-    def migrate(self) -> None:
-        """Create what is missing now (every statement IF NOT EXISTS)."""
-        self._migrate_once()
-
     # --- when the database cannot be written ------------------------------------------------
 
     def blocked(self) -> bool:
