@@ -580,7 +580,7 @@ def import_lines(module: str) -> set[int]:
 
 def select_tests(mutant: Mutant, covered: dict[str, dict[str, list[str]]],
                  durations: dict[str, float], limit: float, most: int,
-                 killers: dict[str, set[str]] | None = None) -> list[str]:
+                 killers: dict[str, set[str]] | None = None, known: str = "") -> list[str]:
     by_line = covered.get(mutant.module, {})
     tests = by_line.get(str(mutant.line), [])
     if not tests or mutant.line in import_lines(mutant.module):
@@ -605,6 +605,11 @@ def select_tests(mutant: Mutant, covered: dict[str, dict[str, list[str]]],
     old = sorted((t for t in fast if not t.startswith(NEW_TESTS)), key=order)
     new = sorted((t for t in fast if t.startswith(NEW_TESTS)), key=order)
     # the tests added for the gaps last: a mutant they alone kill survived the old suite
+    # the test that killed this very mutant before runs first of its group, mapped to its
+    # line or not (a default read only by another module's call is mapped to no test of it)
+    if known and durations.get(known, limit + 1) <= limit:
+        group = new if known.startswith(NEW_TESTS) else old
+        group[:] = [known] + [t for t in group if t != known]
     return old[:most] + new[:most]
 
 
@@ -666,6 +671,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--out", type=Path, default=OUT / "results.json",
                         help="the results file (read by --survivors, written at the end)")
+    parser.add_argument("--killers", type=Path, nargs="+", default=[],
+                        help="results files of earlier runs (an --only run's, in another "
+                        "checkout) whose killing tests are tried first")
     parser.add_argument("--report", type=Path, nargs="+",
                         help="print the table of these results files (merged), run nothing")
     args = parser.parse_args()
@@ -744,9 +752,12 @@ def main() -> int:
     print(f"coverage map ready after {time.monotonic() - started:.0f} s", flush=True)
 
     killers: dict[str, set[str]] = defaultdict(set)
-    for record in last.values():
-        if record["status"] == "killed" and "::" in record["killer"]:
+    killed_by: dict[str, str] = {}
+    earlier = [r for path in args.killers for r in json.loads(path.read_text())["mutants"]]
+    for record in [*earlier, *last.values()]:
+        if record["status"] in ("killed", "timeout") and "::" in record["killer"]:
             killers[f"{record['module']}:{record['function']}"].add(record["killer"])
+            killed_by[record["key"]] = record["killer"]
     todo: list[tuple[Mutant, list[str]]] = []
     for m in mutants:
         if m.key in equivalent:
@@ -761,7 +772,7 @@ def main() -> int:
             m.status, m.killer = previous["status"], previous["killer"]
             continue
         tests = select_tests(m, lines, durations, args.max_test_seconds, args.max_tests,
-                             killers)
+                             killers, killed_by.get(m.key, ""))
         if not tests:
             m.status = "no tests"
             continue
