@@ -102,7 +102,8 @@ UNPUBLISHED_OMBUDSMAN = ("    ombudsman:\n      phone: PLACEHOLDER (not publishe
 
 
 def ombudsman_on_duty(hours: str = WEEKDAYS_OPEN, phone: str = "+85512000999") -> Edit:
-    """The first office's (Ou Chrov's) Ombudsman with a number and these hours."""
+    """The Ombudsman of the catalogue's first office whose Ombudsman is unpublished, with a
+    number and these hours."""
     return UNPUBLISHED_OMBUDSMAN, f'    ombudsman:\n      phone: "{phone}"\n      hours: {hours}'
 
 
