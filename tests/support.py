@@ -8,6 +8,9 @@ import io
 import os
 import re
 import socket
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -62,6 +65,18 @@ class HttpTwilio(Twilio):
     def send(self, url: str, params: dict[str, str], headers: dict[str, str]) -> Any:
         reply = self.session.post(url, data=params, headers=headers, timeout=30)
         return SimpleNamespace(status_code=reply.status_code, data=reply.content)
+
+
+@contextmanager
+def database_locked(path: Path) -> Iterator[None]:
+    """Another process holds the database's write lock (and readers out) meanwhile."""
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
 
 
 def free_port() -> int:

@@ -13,29 +13,15 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from ivr.store import SCHEMA_VERSION, SPOOLED, Store
-from tests.support import wait_until
+from tests.support import database_locked, wait_until
 
 KEY = b"k"
 ANSWER = ("CA1", "+85512000001", "ou-chrov", "barber", "en", "quality", "4")
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Another process holds the database's write lock (and readers out) meanwhile."""
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
 
 
 def rows(path: Path, sql: str) -> list[tuple]:
@@ -69,7 +55,7 @@ def test_a_spool_left_by_a_process_that_stopped_is_written_as_soon_as_the_line_s
     before any caller's write would (the answers reach the admin pages without waiting for
     the next caller)."""
     first = Store(settings.database, KEY, busy_timeout_ms=100)
-    with locked(settings.database):
+    with database_locked(settings.database):
         assert first.save_answer(*ANSWER) == SPOOLED
         first.close()  # still locked: the record stays in the spool
     assert first.spool_files()

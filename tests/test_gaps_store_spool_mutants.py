@@ -19,12 +19,11 @@ import re
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from ivr import store as store_module
 from ivr.store import SPOOLED, Store, caller_hash, cambodia_day
-from tests.support import CALLER, wait_until
+from tests.support import CALLER, database_locked, wait_until
 
 KEY = b"test-caller-key"
 STAMP = "2026-12-03T10:00:00+00:00"
@@ -49,18 +48,6 @@ class ReadOnlyDisk(Store):
     def _count(self, statement: str) -> None:
         if statement.startswith("DELETE FROM spool_applied WHERE 0"):
             self.probes += 1
-
-
-@contextmanager
-def locked(database: Path):
-    """Another writer holds the database meanwhile."""
-    blocker = sqlite3.connect(database, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
 
 
 def answer(i: int) -> dict:
@@ -124,7 +111,7 @@ def test_the_log_says_once_when_the_database_is_unavailable_and_when_it_is_back(
     database = tmp_path / "ivr.db"
     store = Store(database, KEY, busy_timeout_ms=300, fast_wait_ms=50)
     began = time.monotonic()
-    with locked(database):
+    with database_locked(database):
         store.record_step("CA1", CALLER, "en", "greeting", None, "heard")  # not recorded
         assert store.save_answer(**answer(1)) == SPOOLED
         assert len(messages(caplog, "database unavailable")) == 1  # said at once
@@ -140,7 +127,7 @@ def test_the_log_says_once_when_the_database_is_unavailable_and_when_it_is_back(
     assert found.group(2, 3) == ("1", "1")
     assert store.wait_for_spool() and stored(database) == expected(1)
     assert wait_until(lambda: replayer_done(store), 5)
-    with locked(database):  # the next outage: only a call step fails
+    with database_locked(database):  # the next outage: only a call step fails
         store.record_step("CA2", CALLER, "en", "greeting", None, "heard")
         assert len(messages(caplog, "database unavailable")) == 2
     assert wait_until(lambda: len(messages(caplog, "writable again")) == 2, 5)
@@ -158,7 +145,7 @@ def test_while_the_database_stays_locked_writes_keep_going_straight_to_the_spool
     monkeypatch.setattr(store_module, "BLOCKED_SECONDS", 0.4)  # probes of 0.2 s
     database = tmp_path / "ivr.db"
     store = Store(database, KEY, busy_timeout_ms=3000, fast_wait_ms=50)
-    with locked(database):
+    with database_locked(database):
         assert store.save_answer(**answer(1)) == SPOOLED
         time.sleep(1.0)  # more than twice BLOCKED_SECONDS
         assert store.blocked()
