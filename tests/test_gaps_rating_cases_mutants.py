@@ -198,24 +198,6 @@ def test_a_comment_is_stored_when_the_record_action_comes_before_its_callback(
                           "recordings") == [("comment", "ou-chrov", BARBER, "en", 12)]
 
 
-def test_each_caller_hears_their_own_rating_reference(twilio, settings):
-    """The thanks reads a reference from the store: it is never kept and served again."""
-    heard = []
-    for sid in ("CA" + "1" * 32, "CA" + "2" * 32):
-        call = to_survey_by_code(Caller(twilio, sid=sid).start("2"))
-        call.press("3").press("3").press("2").press("9").press("2")
-        heard.append(call.heard())
-        call.press("1")  # hear it again: still their own
-        heard[-1] += " | " + call.heard()
-    references = [r for (r,) in rows(settings, "SELECT reference FROM feedback ORDER BY id")]
-    assert len(set(references)) == 2
-    for text, other in ((heard[0], references[1]), (heard[1], references[0])):
-        assert " ".join(other) not in text
-    for text, own in zip(heard, references, strict=True):
-        first, again = text.split(" | ")
-        assert " ".join(own) in first and " ".join(own) in again
-
-
 # --- complaints --------------------------------------------------------------------------
 
 

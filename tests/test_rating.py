@@ -300,10 +300,15 @@ def test_each_caller_hears_their_own_reference(twilio, settings):
         call = to_survey_by_code(Caller(twilio, sid=sid).start("2"))
         call.press("3").press("3").press("2").press("9").press("2")
         heard.append(call.heard())
+        call.press("1")  # hear it again: still their own
+        heard[-1] += " | " + call.heard()
     references = [r for (r,) in db_rows(settings, "SELECT reference FROM feedback ORDER BY id")]
     assert len(set(references)) == 2
-    for text, reference in zip(heard, references, strict=True):
-        assert " ".join(reference) in text
+    for text, other in ((heard[0], references[1]), (heard[1], references[0])):
+        assert " ".join(other) not in text
+    for text, own in zip(heard, references, strict=True):
+        first, again = text.split(" | ")
+        assert " ".join(own) in first and " ".join(own) in again
 
 
 def test_the_same_keys_from_several_callers_are_stored_for_each(twilio, settings):
